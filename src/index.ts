@@ -1,0 +1,79 @@
+/**
+ * adjoint: lazy tensors, forward- and reverse-mode automatic differentiation of any order,
+ * graph optimization, and execution on WebAssembly kernels.
+ */
+import './ops/index';
+import './tensor-methods';
+import './runtime/realize';
+
+export { arange, eye, full, ones, tensor, zeros } from './creation';
+export {
+  AdjointError,
+  AxisError,
+  ConcretizationError,
+  DisposedError,
+  DTypeError,
+  PytreeError,
+  ShapeError,
+  TransformError,
+  ValueError,
+} from './errors';
+export { type GNode, Graph } from './graph/graph';
+export {
+  abs,
+  add,
+  argmax,
+  broadcastTo,
+  cast,
+  concat,
+  cos,
+  div,
+  equal,
+  exp,
+  expandDims,
+  gather,
+  greater,
+  less,
+  log,
+  log1p,
+  logSoftmax,
+  logsumexp,
+  matmul,
+  max,
+  maximum,
+  mean,
+  min,
+  minimum,
+  mul,
+  neg,
+  oneHot,
+  pad,
+  pow,
+  reciprocal,
+  relu,
+  reshape,
+  sigmoid,
+  sign,
+  sin,
+  slice,
+  softmax,
+  softplus,
+  sqrt,
+  square,
+  squeeze,
+  stack,
+  stopGradient,
+  sub,
+  sum,
+  tanh,
+  type TensorLike,
+  transpose,
+  where,
+} from './ops/api';
+export * as random from './random';
+export { init, type InitOptions, memoryStats } from './runtime/init';
+export { type Jitted, jit, trace } from './runtime/jit';
+export { type DType, type NestedArray, Tensor } from './tensor';
+export { forwardSweep, recordTape, reverseSweep, type Tape } from './transforms/autodiff';
+export { flatten as treeFlatten, type Pytree, unflatten as treeUnflatten } from './transforms/pytree';
+export { grad, hessian, jacfwd, jacrev, jvp, valueAndGrad, vjp } from './transforms/transforms';

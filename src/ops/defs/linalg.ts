@@ -1,0 +1,133 @@
+/** Batched matmul with transpose flags on the last two axes, and the softmax family. */
+import { DTypeError, ShapeError } from '../../errors';
+import { broadcastShapes, fmt, sizeOf, stridesOf } from '../../shape';
+import type { Attrs, Tensor } from '../../tensor';
+import * as o from '../api';
+import { defineOp } from '../registry';
+import { forEachBroadcast } from '../reference-utils';
+
+/** (rows, cols) of op(x) for a matrix operand. */
+function dims(shape: readonly number[], trans: boolean): [number, number] {
+  const r = shape[shape.length - 2];
+  const c = shape[shape.length - 1];
+  return trans ? [c, r] : [r, c];
+}
+
+defineOp({
+  name: 'matmul',
+  kind: 'other',
+  infer: ([a, b], attrs) => {
+    if (a.dtype !== b.dtype) throw new DTypeError(`matmul: operand dtypes ${a.dtype} and ${b.dtype} differ`);
+    if (a.shape.length < 2 || b.shape.length < 2)
+      throw new ShapeError(`matmul: operands need rank >= 2 here, got ${fmt(a.shape)} and ${fmt(b.shape)}`);
+    const [m, k] = dims(a.shape, attrs.transA as boolean);
+    const [k2, n] = dims(b.shape, attrs.transB as boolean);
+    if (k !== k2)
+      throw new ShapeError(`matmul: inner dimensions differ (${k} vs ${k2}) for shapes ${fmt(a.shape)} and ${fmt(b.shape)}`);
+    const batch = broadcastShapes('matmul', a.shape.slice(0, -2), b.shape.slice(0, -2));
+    return { shape: [...batch, m, n], dtype: a.dtype };
+  },
+  reference: ([a, b], attrs, out) => {
+    const tA = attrs.transA as boolean;
+    const tB = attrs.transB as boolean;
+    const [m, k] = dims(a.shape, tA);
+    const [, n] = dims(b.shape, tB);
+    const res = new Float64Array(sizeOf(out.shape));
+    const batchShape = out.shape.slice(0, -2);
+    const aBatch = a.shape.slice(0, -2);
+    const bBatch = b.shape.slice(0, -2);
+    const ast = stridesOf(a.shape.slice(-2));
+    const bst = stridesOf(b.shape.slice(-2));
+    const [ar, ac] = tA ? [ast[1], ast[0]] : ast;
+    const [br, bc] = tB ? [bst[1], bst[0]] : bst;
+    forEachBroadcast(batchShape, [aBatch, bBatch], (bi, [ao, bo]) => {
+      const aBase = ao * a.shape[a.shape.length - 2] * a.shape[a.shape.length - 1];
+      const bBase = bo * b.shape[b.shape.length - 2] * b.shape[b.shape.length - 1];
+      const oBase = bi * m * n;
+      for (let i = 0; i < m; i++)
+        for (let j = 0; j < n; j++) {
+          let s = 0;
+          for (let p = 0; p < k; p++) s += a.data[aBase + i * ar + p * ac] * b.data[bBase + p * br + j * bc];
+          res[oBase + i * n + j] = s;
+        }
+    });
+    return res;
+  },
+  jvp: ([ta, tb], [a, b], y, attrs) => {
+    if (y.dtype !== 'float32') return null;
+    const tA = attrs.transA as boolean;
+    const tB = attrs.transB as boolean;
+    const terms: Tensor[] = [];
+    if (ta) terms.push(o.matmulT(ta, b, tA, tB));
+    if (tb) terms.push(o.matmulT(a, tb, tA, tB));
+    if (!terms.length) return null;
+    return o.broadcastTo(terms.length === 2 ? o.add(terms[0], terms[1]) : terms[0], y.shape);
+  },
+  // C = op(A)·op(B). Each case is written so no transpose is materialized.
+  vjp: (g, [a, b], y, attrs) => {
+    if (y.dtype !== 'float32') return [null, null];
+    const tA = attrs.transA as boolean;
+    const tB = attrs.transB as boolean;
+    let da: Tensor;
+    let db: Tensor;
+    if (!tA && !tB) {
+      da = o.matmulT(g, b, false, true);
+      db = o.matmulT(a, g, true, false);
+    } else if (tA && !tB) {
+      da = o.matmulT(b, g, false, true);
+      db = o.matmulT(a, g, false, false);
+    } else if (!tA && tB) {
+      da = o.matmulT(g, b, false, false);
+      db = o.matmulT(g, a, true, false);
+    } else {
+      da = o.matmulT(b, g, true, true);
+      db = o.matmulT(g, a, true, true);
+    }
+    return [o.sumTo(da, a.shape), o.sumTo(db, b.shape)];
+  },
+});
+
+/** Visits each 1-D lane along `axis`: calls f(offset, stride, length). */
+function lanes(shape: readonly number[], axis: number, f: (base: number, stride: number, len: number) => void) {
+  const len = shape[axis];
+  const inner = sizeOf(shape.slice(axis + 1));
+  const outer = sizeOf(shape.slice(0, axis));
+  for (let p = 0; p < outer; p++) for (let q = 0; q < inner; q++) f(p * len * inner + q, inner, len);
+}
+
+function softmaxRef(x: Float64Array, shape: readonly number[], axis: number, log: boolean): Float64Array {
+  const out = new Float64Array(x.length);
+  lanes(shape, axis, (base, st, len) => {
+    let m = Number.NEGATIVE_INFINITY;
+    for (let i = 0; i < len; i++) m = Math.max(m, x[base + i * st]);
+    if (!Number.isFinite(m)) m = 0;
+    let s = 0;
+    for (let i = 0; i < len; i++) s += Math.exp(x[base + i * st] - m);
+    const ls = Math.log(s);
+    for (let i = 0; i < len; i++) {
+      const v = x[base + i * st] - m;
+      out[base + i * st] = log ? v - ls : Math.exp(v) / s;
+    }
+  });
+  return out;
+}
+
+const axisOf = (attrs: Attrs) => attrs.axis as number;
+
+defineOp({
+  name: 'softmax',
+  kind: 'other',
+  infer: ([x]) => ({ shape: x.shape, dtype: x.dtype }),
+  reference: ([x], attrs) => softmaxRef(x.data, x.shape, axisOf(attrs), false),
+  jvp: ([t], _x, y, attrs) => (t ? o.mul(y, o.sub(t, o.sum(o.mul(y, t), axisOf(attrs), true))) : null),
+  vjp: (ct, _x, y, attrs) => [o.mul(y, o.sub(ct, o.sum(o.mul(ct, y), axisOf(attrs), true)))],
+});
+
+defineOp({
+  name: 'logSoftmax',
+  kind: 'other',
+  infer: ([x]) => ({ shape: x.shape, dtype: x.dtype }),
+  reference: ([x], attrs) => softmaxRef(x.data, x.shape, axisOf(attrs), true),
+  jvp: ([t], _x, y, attrs) => (t ? o.sub(t, o.sum(o.mul(o.exp(y), t), axisOf(attrs), true)) : null),
+  vjp: (ct, _x, y, attrs) => [o.sub(ct, o.mul(o.exp(y), o.sum(ct, axisOf(attrs), true)))],
+});

@@ -1,0 +1,227 @@
+/** Data-movement primitives: reshape, transpose, broadcastTo, slice, pad, concat, gather, scatterAdd. */
+import { DTypeError, ShapeError, ValueError } from '../../errors';
+import { broadcastShapes, broadcastStrides, fmt, type Shape, shapeEq, sizeOf, stridesOf } from '../../shape';
+import type { Attrs, Tensor } from '../../tensor';
+import { zeros } from '../../creation';
+import * as o from '../api';
+import { defineOp, type TensorInfo } from '../registry';
+import { forEachFlat, stridedCopy } from '../reference-utils';
+
+const num = (attrs: Attrs, k: string) => attrs[k] as number[];
+
+defineOp({
+  name: 'reshape',
+  kind: 'shape',
+  infer: ([x], attrs) => {
+    const shape = num(attrs, 'shape');
+    if (shape.some((d) => !Number.isInteger(d) || d < 0) || sizeOf(shape) !== sizeOf(x.shape))
+      throw new ShapeError(`reshape: cannot reshape ${fmt(x.shape)} (${sizeOf(x.shape)} elements) to ${fmt(shape)}`);
+    return { shape, dtype: x.dtype };
+  },
+  reference: ([x]) => x.data.slice(),
+  jvp: ([t], _x, _y, attrs) => (t ? o.reshape(t, num(attrs, 'shape')) : null),
+  vjp: (ct, [x]) => [o.reshape(ct, x.shape)],
+});
+
+defineOp({
+  name: 'transpose',
+  kind: 'shape',
+  infer: ([x], attrs) => {
+    const perm = num(attrs, 'perm');
+    const ok = perm.length === x.shape.length && [...perm].sort((a, b) => a - b).every((p, i) => p === i);
+    if (!ok) throw new ShapeError(`transpose: perm ${fmt(perm)} is not a permutation of the axes of ${fmt(x.shape)}`);
+    return { shape: perm.map((p) => x.shape[p]), dtype: x.dtype };
+  },
+  reference: ([x], attrs, out) => {
+    const st = stridesOf(x.shape);
+    return stridedCopy(
+      x.data,
+      out.shape,
+      num(attrs, 'perm').map((p) => st[p]),
+    );
+  },
+  jvp: ([t], _x, _y, attrs) => (t ? o.transpose(t, num(attrs, 'perm')) : null),
+  vjp: (ct, _x, _y, attrs) => {
+    const perm = num(attrs, 'perm');
+    const inv = perm.map((_, i) => perm.indexOf(i));
+    return [o.transpose(ct, inv)];
+  },
+});
+
+defineOp({
+  name: 'broadcastTo',
+  kind: 'shape',
+  infer: ([x], attrs) => {
+    const shape = num(attrs, 'shape');
+    let ok = shape.length >= x.shape.length;
+    if (ok) {
+      try {
+        ok = shapeEq(broadcastShapes('broadcastTo', x.shape, shape), shape);
+      } catch {
+        ok = false;
+      }
+    }
+    if (!ok) throw new ShapeError(`broadcastTo: cannot broadcast ${fmt(x.shape)} to ${fmt(shape)}`);
+    return { shape, dtype: x.dtype };
+  },
+  reference: ([x], _attrs, out) => stridedCopy(x.data, out.shape, broadcastStrides(x.shape, out.shape)),
+  jvp: ([t], _x, y) => (t ? o.broadcastTo(t, y.shape) : null),
+  vjp: (ct, [x]) => [o.sumTo(ct, x.shape)],
+});
+
+defineOp({
+  name: 'slice',
+  kind: 'shape',
+  infer: ([x], attrs) => {
+    const begin = num(attrs, 'begin');
+    const size = num(attrs, 'size');
+    const bad =
+      begin.length !== x.shape.length ||
+      size.length !== x.shape.length ||
+      begin.some((b, i) => !Number.isInteger(b) || !Number.isInteger(size[i]) || b < 0 || size[i] < 0 || b + size[i] > x.shape[i]);
+    if (bad) throw new ShapeError(`slice: begin ${fmt(begin)} size ${fmt(size)} out of bounds for shape ${fmt(x.shape)}`);
+    return { shape: size, dtype: x.dtype };
+  },
+  reference: ([x], attrs, out) => {
+    const st = stridesOf(x.shape);
+    const base = num(attrs, 'begin').reduce((a, b, i) => a + b * st[i], 0);
+    return stridedCopy(x.data, out.shape, st, base);
+  },
+  jvp: ([t], _x, _y, attrs) => (t ? o.slice(t, num(attrs, 'begin'), num(attrs, 'size')) : null),
+  vjp: (ct, [x], _y, attrs) => {
+    const begin = num(attrs, 'begin');
+    const size = num(attrs, 'size');
+    return [o.pad(ct, x.shape.map((d, i) => [begin[i], d - begin[i] - size[i]] as [number, number]))];
+  },
+});
+
+defineOp({
+  name: 'pad',
+  kind: 'shape',
+  infer: ([x], attrs) => {
+    const pads = attrs.pads as [number, number][];
+    if (pads.length !== x.shape.length || pads.some(([a, b]) => !Number.isInteger(a) || !Number.isInteger(b) || a < 0 || b < 0))
+      throw new ShapeError(`pad: paddings ${JSON.stringify(pads)} do not fit shape ${fmt(x.shape)}`);
+    return { shape: x.shape.map((d, i) => d + pads[i][0] + pads[i][1]), dtype: x.dtype };
+  },
+  reference: ([x], attrs, out) => {
+    const pads = attrs.pads as [number, number][];
+    const res = new Float64Array(sizeOf(out.shape));
+    const ost = stridesOf(out.shape);
+    const base = pads.reduce((a, p, i) => a + p[0] * ost[i], 0);
+    forEachFlat(x.shape, ost, (i, off) => {
+      res[base + off] = x.data[i];
+    });
+    return res;
+  },
+  jvp: ([t], _x, _y, attrs) => (t ? o.pad(t, attrs.pads as [number, number][]) : null),
+  vjp: (ct, [x], _y, attrs) => [o.slice(ct, (attrs.pads as [number, number][]).map((p) => p[0]), [...x.shape])],
+});
+
+defineOp({
+  name: 'concat',
+  kind: 'shape',
+  infer: (inputs, attrs) => {
+    const axis = attrs.axis as number;
+    const first = inputs[0];
+    for (const t of inputs) {
+      if (t.dtype !== first.dtype) throw new DTypeError(`concat: dtypes ${first.dtype} and ${t.dtype} differ`);
+      if (t.shape.length !== first.shape.length || t.shape.some((d, i) => i !== axis && d !== first.shape[i]))
+        throw new ShapeError(`concat: shapes ${fmt(first.shape)} and ${fmt(t.shape)} differ outside axis ${axis}`);
+    }
+    const shape = [...first.shape];
+    shape[axis] = inputs.reduce((a, t) => a + t.shape[axis], 0);
+    return { shape, dtype: first.dtype };
+  },
+  reference: (inputs, attrs, out) => {
+    const axis = attrs.axis as number;
+    const res = new Float64Array(sizeOf(out.shape));
+    const ost = stridesOf(out.shape);
+    let at = 0;
+    for (const x of inputs) {
+      forEachFlat(x.shape, ost, (i, off) => {
+        res[at * ost[axis] + off] = x.data[i];
+      });
+      at += x.shape[axis];
+    }
+    return res;
+  },
+  jvp: (ts, xs, y, attrs) => {
+    if (y.dtype !== 'float32' || ts.every((t) => !t)) return null;
+    return o.concat(
+      ts.map((t, i) => t ?? zeros(xs[i].shape)),
+      attrs.axis as number,
+    );
+  },
+  vjp: (ct, xs, y, attrs) => {
+    if (y.dtype !== 'float32') return xs.map(() => null);
+    const axis = attrs.axis as number;
+    let at = 0;
+    return xs.map((x) => {
+      const begin = x.shape.map((_, i) => (i === axis ? at : 0));
+      at += x.shape[axis];
+      return o.slice(ct, begin, [...x.shape]);
+    });
+  },
+});
+
+/** [outer, axisLen, inner] view of a shape around `axis`. */
+function around(shape: Shape, axis: number): [number, number, number] {
+  return [sizeOf(shape.slice(0, axis)), shape[axis], sizeOf(shape.slice(axis + 1))];
+}
+
+defineOp({
+  name: 'gather',
+  kind: 'other',
+  infer: ([x, idx], attrs) => {
+    const axis = attrs.axis as number;
+    if (idx.dtype !== 'int32') throw new DTypeError(`gather: indices must be int32, got ${idx.dtype}`);
+    return { shape: [...x.shape.slice(0, axis), ...idx.shape, ...x.shape.slice(axis + 1)], dtype: x.dtype };
+  },
+  reference: ([x, idx], attrs, out) => {
+    const [outer, len, inner] = around(x.shape, attrs.axis as number);
+    const n = idx.data.length;
+    const res = new Float64Array(sizeOf(out.shape));
+    for (let j = 0; j < n; j++) {
+      const k = idx.data[j];
+      if (k < 0 || k >= len) throw new ValueError(`gather: index ${k} is out of range for an axis of size ${len}`);
+      for (let p = 0; p < outer; p++)
+        for (let q = 0; q < inner; q++) res[(p * n + j) * inner + q] = x.data[(p * len + k) * inner + q];
+    }
+    return res;
+  },
+  jvp: ([t], [, idx], _y, attrs) => (t ? o.gather(t, idx, attrs.axis as number) : null),
+  vjp: (ct, [x, idx], _y, attrs) => [
+    x.dtype === 'float32' ? o.scatterAdd(ct, idx, attrs.axis as number, x.shape[attrs.axis as number]) : null,
+    null,
+  ],
+});
+
+defineOp({
+  name: 'scatterAdd',
+  kind: 'other',
+  infer: ([u, idx], attrs) => {
+    const axis = attrs.axis as number;
+    const k = idx.shape.length;
+    if (!shapeEq(u.shape.slice(axis, axis + k), idx.shape))
+      throw new ShapeError(`scatterAdd: updates ${fmt(u.shape)} do not match indices ${fmt(idx.shape)} at axis ${axis}`);
+    return { shape: [...u.shape.slice(0, axis), attrs.dimSize as number, ...u.shape.slice(axis + k)], dtype: u.dtype };
+  },
+  reference: ([u, idx], attrs, out) => {
+    const axis = attrs.axis as number;
+    const [outer, len, inner] = around(out.shape, axis);
+    const n = idx.data.length;
+    const res = new Float64Array(sizeOf(out.shape));
+    for (let j = 0; j < n; j++) {
+      const k = idx.data[j];
+      if (k < 0 || k >= len) throw new ValueError(`scatterAdd: index ${k} is out of range for an axis of size ${len}`);
+      for (let p = 0; p < outer; p++)
+        for (let q = 0; q < inner; q++) res[(p * len + k) * inner + q] += u.data[(p * n + j) * inner + q];
+    }
+    return res;
+  },
+  jvp: ([t], [, idx], _y, attrs) => (t ? o.scatterAdd(t, idx, attrs.axis as number, attrs.dimSize as number) : null),
+  vjp: (ct, [, idx], _y, attrs) => [o.gather(ct, idx, attrs.axis as number), null],
+});
+
+export type { Tensor, TensorInfo };

@@ -1,0 +1,35 @@
+/** Nodes without inputs: realized constants, fills, and the symbolic inputs of trace/jit. */
+import { ConcretizationError } from '../../errors';
+import { sizeOf } from '../../shape';
+import type { DType } from '../../tensor';
+import { defineOp } from '../registry';
+
+/** A realized buffer. Backends read it from the tensor's storage, never through this reference. */
+defineOp({
+  name: 'const',
+  kind: 'source',
+  infer: () => {
+    throw new ConcretizationError('const nodes are created from data, not applied');
+  },
+  reference: () => {
+    throw new ConcretizationError('const nodes carry their own storage');
+  },
+});
+
+/** Every element equal to attrs.value; cheap to fold and never materialized when fusion absorbs it. */
+defineOp({
+  name: 'fill',
+  kind: 'source',
+  infer: (_inputs, attrs) => ({ shape: attrs.shape as number[], dtype: attrs.dtype as DType }),
+  reference: (_inputs, attrs, out) => new Float64Array(sizeOf(out.shape)).fill(attrs.value as number),
+});
+
+/** A symbolic argument of trace/jit: has a shape and dtype but no value until the plan runs. */
+defineOp({
+  name: 'input',
+  kind: 'source',
+  infer: (_inputs, attrs) => ({ shape: attrs.shape as number[], dtype: attrs.dtype as DType }),
+  reference: (_inputs, attrs) => {
+    throw new ConcretizationError(`input ${String(attrs.index)} is symbolic: its value exists only when the plan runs`);
+  },
+});

@@ -1,0 +1,60 @@
+import { AdjointError } from '../errors';
+import { type Attrs, type DType, Tensor } from '../tensor';
+
+export interface TensorInfo {
+  readonly shape: readonly number[];
+  readonly dtype: DType;
+}
+
+/** A value in the float64 reference interpreter: every dtype is held as float64 there. */
+export interface RefValue {
+  readonly data: Float64Array;
+  readonly shape: readonly number[];
+}
+
+/** How the compiler may treat an op: elementwise ops fuse into one tile loop; sources have no inputs. */
+export type OpKind = 'elementwise' | 'reduce' | 'shape' | 'source' | 'other';
+
+/**
+ * One primitive. Everything about it lives here: the shape/dtype rule, the float64 reference
+ * implementation (the test oracle), and the JVP and VJP rules written with ops, so derivatives
+ * are graphs and transforms nest. Kernels are registered per backend under the same name.
+ */
+export interface OpDef {
+  readonly name: string;
+  readonly kind: OpKind;
+  /** Output shape and dtype; throws a typed error naming the op on bad input. */
+  infer(inputs: readonly TensorInfo[], attrs: Attrs): TensorInfo;
+  /** float64 reference implementation. Integer dtypes hold integral float64 values. */
+  reference(inputs: readonly RefValue[], attrs: Attrs, out: TensorInfo): Float64Array;
+  /** Tangent of the output given input tangents (null = zero); undefined = not differentiable. */
+  jvp?(tangents: readonly (Tensor | null)[], inputs: readonly Tensor[], out: Tensor, attrs: Attrs): Tensor | null;
+  /** Cotangents of the inputs (null = zero) given the output cotangent. */
+  vjp?(ct: Tensor, inputs: readonly Tensor[], out: Tensor, attrs: Attrs): readonly (Tensor | null)[];
+}
+
+const registry = new Map<string, OpDef>();
+
+export function defineOp(def: OpDef): OpDef {
+  if (registry.has(def.name)) throw new AdjointError(`op '${def.name}' is defined twice`);
+  registry.set(def.name, def);
+  return def;
+}
+
+export function getOp(name: string): OpDef {
+  const def = registry.get(name);
+  if (!def) throw new AdjointError(`unknown op '${name}'`);
+  return def;
+}
+
+export function allOps(): OpDef[] {
+  return [...registry.values()];
+}
+
+/** Records one node in the lazy graph. Shape errors surface here, at the call that made them. */
+export function apply(name: string, inputs: Tensor[], attrs: Attrs = {}): Tensor {
+  const def = getOp(name);
+  for (const x of inputs) x.checkAlive(name);
+  const info = def.infer(inputs, attrs);
+  return new Tensor(name, inputs, attrs, info.shape, info.dtype);
+}

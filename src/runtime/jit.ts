@@ -1,0 +1,72 @@
+/** jit and trace: trace a function once per input signature with symbolic inputs, optimize, reuse. */
+import { optimize } from '../compiler/compile';
+import type { Graph } from '../graph/graph';
+import { buildGraph } from '../graph/graph';
+import { apply } from '../ops/registry';
+import { Tensor, traceState } from '../tensor';
+import { flatten, treeKey, unflatten } from '../transforms/pytree';
+import { tracing } from '../transforms/transforms';
+import { activeBackend, realizeSync } from './realize';
+
+type Fn = (...args: any[]) => any;
+
+interface Traced {
+  graph: Graph;
+  outDef: ReturnType<typeof flatten>['def'];
+}
+
+function placeholders(leaves: readonly Tensor[]): Tensor[] {
+  return leaves.map((t, index) => apply('input', [], { index, shape: [...t.shape], dtype: t.dtype }));
+}
+
+/** Traces f on symbolic stand-ins for the tensor leaves of args; other leaves are static. */
+function traceOnce(f: Fn, args: unknown[]): Traced & { inputs: number } {
+  const { leaves, def } = flatten(args, 'trace', true);
+  const syms = placeholders(leaves);
+  const out = tracing(() => f(...(unflatten(def, syms) as unknown[])));
+  const { leaves: outs, def: outDef } = flatten(out, 'trace: output', true);
+  return { graph: optimize(buildGraph(outs, 'trace')), outDef, inputs: leaves.length };
+}
+
+/** The graph that will run for f(...args), after the compiler's passes. Tensor arguments become inputs. */
+export function trace(f: Fn, ...args: unknown[]): Graph {
+  return traceOnce(f, args).graph;
+}
+
+function signature(args: unknown[]): { key: string; leaves: Tensor[] } {
+  const { leaves, def } = flatten(args, 'jit', true);
+  return { key: `${treeKey(def)}|${leaves.map((t) => `${t.dtype}[${t.shape.join(',')}]`).join(';')}`, leaves };
+}
+
+export type Jitted<F extends Fn> = F & { readonly cacheSize: number };
+
+/**
+ * Compiles f once per input signature (tree structure, shapes, dtypes, static leaf values) and
+ * reuses the optimized plan. Tensors f closes over are baked in as constants, as in JAX. Inside
+ * another transform the call is inlined so it stays differentiable.
+ */
+export function jit<F extends Fn>(f: F): Jitted<F> {
+  const cache = new Map<string, Traced>();
+  const jitted = (...args: unknown[]) => {
+    if (traceState.depth > 0) return f(...args);
+    const { key, leaves } = signature(args);
+    let plan = cache.get(key);
+    if (!plan) {
+      plan = traceOnce(f, args);
+      cache.set(key, plan);
+    }
+    realizeSync(leaves);
+    const out = activeBackend().run(
+      plan.graph,
+      leaves.map((t) => t.storage!),
+    );
+    const results = plan.graph.outputs.map((n, i) => {
+      const t = new Tensor('const', [], {}, n.shape, n.dtype);
+      t.setStorage(out[i]);
+      return t;
+    });
+    return unflatten(plan.outDef, results);
+  };
+  Object.defineProperty(jitted, 'cacheSize', { get: () => cache.size });
+  return jitted as Jitted<F>;
+}

@@ -1,0 +1,193 @@
+/** Chainable methods: x.mul(y).sum(). Added here so tensor.ts does not depend on the ops. */
+import * as o from './ops/api';
+import { type DType, Tensor } from './tensor';
+
+type Like = o.TensorLike;
+
+declare module './tensor' {
+  interface Tensor {
+    add(y: Like): Tensor;
+    sub(y: Like): Tensor;
+    mul(y: Like): Tensor;
+    div(y: Like): Tensor;
+    pow(y: Like): Tensor;
+    maximum(y: Like): Tensor;
+    minimum(y: Like): Tensor;
+    greater(y: Like): Tensor;
+    less(y: Like): Tensor;
+    equal(y: Like): Tensor;
+    neg(): Tensor;
+    abs(): Tensor;
+    sign(): Tensor;
+    exp(): Tensor;
+    log(): Tensor;
+    log1p(): Tensor;
+    sqrt(): Tensor;
+    square(): Tensor;
+    reciprocal(): Tensor;
+    sin(): Tensor;
+    cos(): Tensor;
+    tanh(): Tensor;
+    sigmoid(): Tensor;
+    relu(): Tensor;
+    softplus(): Tensor;
+    sum(axis?: o.Axis, keepdims?: boolean): Tensor;
+    mean(axis?: o.Axis, keepdims?: boolean): Tensor;
+    max(axis?: o.Axis, keepdims?: boolean): Tensor;
+    min(axis?: o.Axis, keepdims?: boolean): Tensor;
+    logsumexp(axis?: o.Axis, keepdims?: boolean): Tensor;
+    argmax(axis?: number): Tensor;
+    reshape(shape: readonly number[]): Tensor;
+    transpose(perm?: readonly number[]): Tensor;
+    broadcastTo(shape: readonly number[]): Tensor;
+    expandDims(axis: number): Tensor;
+    squeeze(axis?: o.Axis): Tensor;
+    slice(begin: number | readonly number[], size?: number | readonly number[]): Tensor;
+    gather(indices: Like, axis?: number): Tensor;
+    matmul(y: Like): Tensor;
+    softmax(axis?: number): Tensor;
+    logSoftmax(axis?: number): Tensor;
+    cast(dtype: DType): Tensor;
+    stopGradient(): Tensor;
+    where(a: Like, b: Like): Tensor;
+  }
+}
+
+const methods: Record<string, (this: Tensor, ...args: any[]) => Tensor> = {
+  add(y) {
+    return o.add(this, y);
+  },
+  sub(y) {
+    return o.sub(this, y);
+  },
+  mul(y) {
+    return o.mul(this, y);
+  },
+  div(y) {
+    return o.div(this, y);
+  },
+  pow(y) {
+    return o.pow(this, y);
+  },
+  maximum(y) {
+    return o.maximum(this, y);
+  },
+  minimum(y) {
+    return o.minimum(this, y);
+  },
+  greater(y) {
+    return o.greater(this, y);
+  },
+  less(y) {
+    return o.less(this, y);
+  },
+  equal(y) {
+    return o.equal(this, y);
+  },
+  neg() {
+    return o.neg(this);
+  },
+  abs() {
+    return o.abs(this);
+  },
+  sign() {
+    return o.sign(this);
+  },
+  exp() {
+    return o.exp(this);
+  },
+  log() {
+    return o.log(this);
+  },
+  log1p() {
+    return o.log1p(this);
+  },
+  sqrt() {
+    return o.sqrt(this);
+  },
+  square() {
+    return o.square(this);
+  },
+  reciprocal() {
+    return o.reciprocal(this);
+  },
+  sin() {
+    return o.sin(this);
+  },
+  cos() {
+    return o.cos(this);
+  },
+  tanh() {
+    return o.tanh(this);
+  },
+  sigmoid() {
+    return o.sigmoid(this);
+  },
+  relu() {
+    return o.relu(this);
+  },
+  softplus() {
+    return o.softplus(this);
+  },
+  sum(axis, keepdims) {
+    return o.sum(this, axis, keepdims);
+  },
+  mean(axis, keepdims) {
+    return o.mean(this, axis, keepdims);
+  },
+  max(axis, keepdims) {
+    return o.max(this, axis, keepdims);
+  },
+  min(axis, keepdims) {
+    return o.min(this, axis, keepdims);
+  },
+  logsumexp(axis, keepdims) {
+    return o.logsumexp(this, axis, keepdims);
+  },
+  argmax(axis) {
+    return o.argmax(this, axis);
+  },
+  reshape(shape) {
+    return o.reshape(this, shape);
+  },
+  transpose(perm) {
+    return o.transpose(this, perm);
+  },
+  broadcastTo(shape) {
+    return o.broadcastTo(this, shape);
+  },
+  expandDims(axis) {
+    return o.expandDims(this, axis);
+  },
+  squeeze(axis) {
+    return o.squeeze(this, axis);
+  },
+  slice(begin, size) {
+    return o.slice(this, begin, size);
+  },
+  gather(indices, axis) {
+    return o.gather(this, indices, axis);
+  },
+  matmul(y) {
+    return o.matmul(this, y);
+  },
+  softmax(axis) {
+    return o.softmax(this, axis);
+  },
+  logSoftmax(axis) {
+    return o.logSoftmax(this, axis);
+  },
+  cast(dtype) {
+    return o.cast(this, dtype);
+  },
+  stopGradient() {
+    return o.stopGradient(this);
+  },
+  where(a, b) {
+    return o.where(this, a, b);
+  },
+};
+
+for (const [name, fn] of Object.entries(methods)) {
+  Object.defineProperty(Tensor.prototype, name, { value: fn, writable: true, configurable: true });
+}

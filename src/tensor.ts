@@ -1,0 +1,163 @@
+import { ConcretizationError, DisposedError } from './errors';
+import { type Shape, sizeOf } from './shape';
+
+export type DType = 'float32' | 'int32';
+/** Host-side element arrays. Float64Array appears only in the float64 reference mode used by tests. */
+export type HostArray = Float32Array | Int32Array | Float64Array;
+export type NestedArray = number | NestedArray[];
+export type Attrs = Readonly<Record<string, unknown>>;
+
+/** A realized buffer, owned by one backend (host arrays for the interpreter, an arena slot for wasm...). */
+export interface Storage {
+  readonly backend: string;
+  /** Elements as a host array (may be a view; callers copy before handing it to users). */
+  toHost(): HostArray;
+  /** Gives the memory back to the backend. Idempotent. */
+  release(): void;
+}
+
+/** Hooks the runtime installs, so this module does not depend on compiler or backends. */
+export const runtimeHooks: {
+  realize: ((ts: Tensor[]) => Promise<void>) | null;
+  realizeSync: ((ts: Tensor[]) => void) | null;
+} = { realize: null, realizeSync: null };
+
+/** While > 0, a transform is tracing: realized tensors keep their history so they stay differentiable. */
+export const traceState = { depth: 0 };
+
+const finalizer =
+  typeof FinalizationRegistry === 'undefined' ? null : new FinalizationRegistry<Storage>((s) => s.release());
+
+let nextId = 1;
+
+/**
+ * A tensor is a node of the lazy computation graph: `op` applied to `inputs` with `attrs`.
+ * Realizing it stores a buffer in `storage` and (outside transforms) drops the history, so a
+ * realized tensor is a leaf. Tensors are immutable values.
+ */
+export class Tensor {
+  readonly id = nextId++;
+  readonly shape: readonly number[];
+  readonly dtype: DType;
+  op: string;
+  inputs: Tensor[];
+  attrs: Attrs;
+  storage: Storage | null = null;
+  disposed = false;
+
+  constructor(op: string, inputs: Tensor[], attrs: Attrs, shape: Shape, dtype: DType) {
+    this.op = op;
+    this.inputs = inputs;
+    this.attrs = attrs;
+    this.shape = Object.freeze([...shape]);
+    this.dtype = dtype;
+  }
+
+  get size(): number {
+    return sizeOf(this.shape);
+  }
+
+  get ndim(): number {
+    return this.shape.length;
+  }
+
+  /** True once a buffer holds this tensor's value. */
+  get isRealized(): boolean {
+    return this.storage !== null;
+  }
+
+  /** Attaches a buffer. Called by the runtime; drops history unless a transform is tracing. */
+  setStorage(storage: Storage): void {
+    if (this.storage) this.storage.release();
+    this.storage = storage;
+    finalizer?.register(this, storage, this);
+    if (traceState.depth === 0) this.dropHistory();
+  }
+
+  dropHistory(): void {
+    if (!this.storage) return;
+    this.op = 'const';
+    this.inputs = [];
+    this.attrs = {};
+  }
+
+  checkAlive(where: string): void {
+    if (this.disposed) throw new DisposedError(`${where}: tensor #${this.id} ${fmtT(this)} was disposed`);
+  }
+
+  async data(): Promise<Float32Array | Int32Array> {
+    this.checkAlive('data');
+    if (!this.storage) {
+      if (!runtimeHooks.realize) throw new ConcretizationError('data: the runtime is not loaded');
+      await runtimeHooks.realize([this]);
+    }
+    return copyOut(this);
+  }
+
+  dataSync(): Float32Array | Int32Array {
+    this.checkAlive('dataSync');
+    if (!this.storage) {
+      if (!runtimeHooks.realizeSync) throw new ConcretizationError('dataSync: the runtime is not loaded');
+      runtimeHooks.realizeSync([this]);
+    }
+    return copyOut(this);
+  }
+
+  async item(): Promise<number> {
+    if (this.size !== 1) throw new ConcretizationError(`item: tensor of shape [${this.shape}] is not a scalar`);
+    return (await this.data())[0];
+  }
+
+  async array(): Promise<NestedArray> {
+    return toNested(await this.data(), this.shape);
+  }
+
+  arraySync(): NestedArray {
+    return toNested(this.dataSync(), this.shape);
+  }
+
+  /** Releases the buffer now. Using the tensor afterwards throws DisposedError. */
+  dispose(): void {
+    if (this.disposed) return;
+    this.disposed = true;
+    if (this.storage) {
+      finalizer?.unregister(this);
+      this.storage.release();
+      this.storage = null;
+    }
+    this.inputs = [];
+  }
+
+  [Symbol.dispose](): void {
+    this.dispose();
+  }
+
+  toString(): string {
+    return `Tensor(${this.op}, ${fmtT(this)})`;
+  }
+}
+
+function fmtT(t: Tensor): string {
+  return `${t.dtype}[${t.shape.join(', ')}]`;
+}
+
+function copyOut(t: Tensor): Float32Array | Int32Array {
+  const h = t.storage!.toHost();
+  // Float64Array only occurs in the float64 reference mode, where tests want full precision.
+  return h.slice() as Float32Array | Int32Array;
+}
+
+export function toNested(data: ArrayLike<number>, shape: readonly number[]): NestedArray {
+  if (shape.length === 0) return data[0];
+  let pos = 0;
+  const build = (d: number): NestedArray[] => {
+    const out: NestedArray[] = [];
+    for (let i = 0; i < shape[d]; i++) out.push(d === shape.length - 1 ? data[pos++] : build(d + 1));
+    return out;
+  };
+  return build(0);
+}
+
+export function isTensor(x: unknown): x is Tensor {
+  return x instanceof Tensor;
+}
