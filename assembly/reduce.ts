@@ -1,0 +1,376 @@
+// Reductions over the middle axis of a [outer, len, inner] view (contiguous).
+// out has outer*inner elements.
+
+import { vexp, vlog, vsel } from './math';
+import { loadPart } from './ops';
+
+export const R_SUM: i32 = 0;
+export const R_MEAN: i32 = 1;
+export const R_MAX: i32 = 2;
+export const R_MIN: i32 = 3;
+export const R_PROD: i32 = 4;
+export const R_LOGSUMEXP: i32 = 5;
+export const R_ARGMAX: i32 = 6; // int32 out
+export const R_ARGMIN: i32 = 7; // int32 out
+export const R_SUMSQ: i32 = 8;
+export const R_SUM_I32: i32 = 9; // int32 in/out
+export const R_MAX_I32: i32 = 10;
+export const R_MIN_I32: i32 = 11;
+
+@inline function ident(op: i32): v128 {
+  if (op == R_MAX) return f32x4.splat(-Infinity);
+  if (op == R_MIN) return f32x4.splat(Infinity);
+  if (op == R_PROD) return f32x4.splat(1.0);
+  if (op == R_MAX_I32) return i32x4.splat(i32.MIN_VALUE);
+  if (op == R_MIN_I32) return i32x4.splat(i32.MAX_VALUE);
+  return i32x4.splat(0);
+}
+
+@inline function comb(op: i32, acc: v128, x: v128): v128 {
+  if (op == R_MAX) return f32x4.max(acc, x);
+  if (op == R_MIN) return f32x4.min(acc, x);
+  if (op == R_PROD) return f32x4.mul(acc, x);
+  if (op == R_SUMSQ) return f32x4.add(acc, f32x4.mul(x, x));
+  if (op == R_SUM_I32) return i32x4.add(acc, x);
+  if (op == R_MAX_I32) return i32x4.max_s(acc, x);
+  if (op == R_MIN_I32) return i32x4.min_s(acc, x);
+  return f32x4.add(acc, x);
+}
+
+/** Tail load: lanes past r get the identity. */
+@inline function loadTail(op: i32, p: usize, r: i32): v128 {
+  const v = loadPart(p, r);
+  const lane = i32x4(0, 1, 2, 3);
+  return v128.bitselect(v, ident(op), i32x4.lt_s(lane, i32x4.splat(r)));
+}
+
+@inline function isInt(op: i32): bool {
+  return op == R_SUM_I32 || op == R_MAX_I32 || op == R_MIN_I32;
+}
+
+/** Horizontal combine of a vector into an f64 (float ops) */
+@inline function hcombF(op: i32, acc: f64, v: v128): f64 {
+  const x0 = <f64>f32x4.extract_lane(v, 0), x1 = <f64>f32x4.extract_lane(v, 1);
+  const x2 = <f64>f32x4.extract_lane(v, 2), x3 = <f64>f32x4.extract_lane(v, 3);
+  if (op == R_MAX) return fmax(fmax(acc, fmax(x0, x1)), fmax(x2, x3));
+  if (op == R_MIN) return fmin(fmin(acc, fmin(x0, x1)), fmin(x2, x3));
+  if (op == R_PROD) return acc * (x0 * x1) * (x2 * x3);
+  return acc + ((x0 + x1) + (x2 + x3));
+}
+
+@inline function fmax(a: f64, b: f64): f64 {
+  return a != a || b != b ? NaN : max(a, b);
+}
+
+@inline function fmin(a: f64, b: f64): f64 {
+  return a != a || b != b ? NaN : min(a, b);
+}
+
+@inline function hcombI(op: i32, acc: i32, v: v128): i32 {
+  const x0 = i32x4.extract_lane(v, 0), x1 = i32x4.extract_lane(v, 1);
+  const x2 = i32x4.extract_lane(v, 2), x3 = i32x4.extract_lane(v, 3);
+  if (op == R_MAX_I32) return max(max(acc, max(x0, x1)), max(x2, x3));
+  if (op == R_MIN_I32) return min(min(acc, min(x0, x1)), min(x2, x3));
+  return acc + x0 + x1 + x2 + x3;
+}
+
+@inline function identF(op: i32): f64 {
+  if (op == R_MAX) return -Infinity;
+  if (op == R_MIN) return Infinity;
+  if (op == R_PROD) return 1.0;
+  return 0.0;
+}
+
+@inline function identI(op: i32): i32 {
+  if (op == R_MAX_I32) return i32.MIN_VALUE;
+  if (op == R_MIN_I32) return i32.MAX_VALUE;
+  return 0;
+}
+
+const BLOCK: i32 = 1024;
+
+/** Reduce a contiguous row of n elements (block-wise f32x4 partials, combined in f64). */
+@inline function rowReduceF(op: i32, x: usize, n: i32): f64 {
+  let total = identF(op);
+  let i = 0;
+  while (i < n) {
+    const end = min(n, i + BLOCK);
+    let a0 = ident(op), a1 = ident(op), a2 = ident(op), a3 = ident(op);
+    for (; i + 16 <= end; i += 16) {
+      const p = x + (<usize>i << 2);
+      a0 = comb(op, a0, v128.load(p));
+      a1 = comb(op, a1, v128.load(p, 16));
+      a2 = comb(op, a2, v128.load(p, 32));
+      a3 = comb(op, a3, v128.load(p, 48));
+    }
+    for (; i + 4 <= end; i += 4) a0 = comb(op, a0, v128.load(x + (<usize>i << 2)));
+    if (i < end) {
+      a1 = comb(op, a1, loadTail(op, x + (<usize>i << 2), end - i));
+      i = end;
+    }
+    total = hcombF(op, total, a0);
+    total = hcombF(op, total, a1);
+    total = hcombF(op, total, a2);
+    total = hcombF(op, total, a3);
+  }
+  return total;
+}
+
+@inline function rowReduceI(op: i32, x: usize, n: i32): i32 {
+  let a0 = ident(op), a1 = ident(op);
+  let i = 0;
+  for (; i + 8 <= n; i += 8) {
+    const p = x + (<usize>i << 2);
+    a0 = comb(op, a0, v128.load(p));
+    a1 = comb(op, a1, v128.load(p, 16));
+  }
+  for (; i + 4 <= n; i += 4) a0 = comb(op, a0, v128.load(x + (<usize>i << 2)));
+  if (i < n) a1 = comb(op, a1, loadTail(op, x + (<usize>i << 2), n - i));
+  return hcombI(op, hcombI(op, identI(op), a0), a1);
+}
+
+/** Column reduce: width lanes (<=16) of columns starting at x, over len rows with row stride rs bytes. */
+@inline function colReduce(op: i32, x: usize, len: i32, rs: usize, out: usize, width: i32, scale: f32): void {
+  let a0 = ident(op), a1 = ident(op), a2 = ident(op), a3 = ident(op);
+  let p = x;
+  if (width == 16) {
+    for (let l = 0; l < len; l++) {
+      a0 = comb(op, a0, v128.load(p));
+      a1 = comb(op, a1, v128.load(p, 16));
+      a2 = comb(op, a2, v128.load(p, 32));
+      a3 = comb(op, a3, v128.load(p, 48));
+      p += rs;
+    }
+  } else if (width == 4) {
+    for (let l = 0; l < len; l++) {
+      a0 = comb(op, a0, v128.load(p));
+      p += rs;
+    }
+  } else {
+    for (let l = 0; l < len; l++) {
+      a0 = comb(op, a0, loadPart(p, width));
+      p += rs;
+    }
+  }
+  if (op == R_MEAN) {
+    const s = f32x4.splat(scale);
+    a0 = f32x4.mul(a0, s);
+    a1 = f32x4.mul(a1, s);
+    a2 = f32x4.mul(a2, s);
+    a3 = f32x4.mul(a3, s);
+  }
+  if (width == 16) {
+    v128.store(out, a0);
+    v128.store(out, a1, 16);
+    v128.store(out, a2, 32);
+    v128.store(out, a3, 48);
+  } else if (width == 4) {
+    v128.store(out, a0);
+  } else {
+    store<i32>(out, i32x4.extract_lane(a0, 0));
+    if (width > 1) store<i32>(out, i32x4.extract_lane(a0, 1), 4);
+    if (width > 2) store<i32>(out, i32x4.extract_lane(a0, 2), 8);
+  }
+}
+
+@inline function reduceSimple(op: i32, x: usize, out: usize, outer: i32, len: i32, inner: i32): void {
+  const scale: f32 = len > 0 ? <f32>(1.0 / <f64>len) : NaN;
+  if (inner == 1) {
+    for (let o = 0; o < outer; o++) {
+      const row = x + ((<usize>o * <usize>len) << 2);
+      if (isInt(op)) {
+        store<i32>(out + (<usize>o << 2), rowReduceI(op, row, len));
+      } else {
+        let r = rowReduceF(op, row, len);
+        if (op == R_MEAN) r = r / <f64>len;
+        store<f32>(out + (<usize>o << 2), <f32>r);
+      }
+    }
+    return;
+  }
+  const rs = <usize>inner << 2;
+  for (let o = 0; o < outer; o++) {
+    const base = x + ((<usize>o * <usize>len * <usize>inner) << 2);
+    const ob = out + ((<usize>o * <usize>inner) << 2);
+    let c = 0;
+    for (; c + 16 <= inner; c += 16) colReduce(op, base + (<usize>c << 2), len, rs, ob + (<usize>c << 2), 16, scale);
+    for (; c + 4 <= inner; c += 4) colReduce(op, base + (<usize>c << 2), len, rs, ob + (<usize>c << 2), 4, scale);
+    if (c < inner) colReduce(op, base + (<usize>c << 2), len, rs, ob + (<usize>c << 2), inner - c, scale);
+  }
+}
+
+// ---- logsumexp -------------------------------------------------------------
+
+@inline function lseShift(m: v128): v128 {
+  // non-finite max -> shift by 0 so that -inf rows give -inf and +inf rows give +inf
+  return vsel(m, f32x4.splat(0.0), f32x4.lt(f32x4.abs(m), f32x4.splat(Infinity)));
+}
+
+export function rowLogSumExp(x: usize, n: i32): f32 {
+  const m = <f32>rowReduceF(R_MAX, x, n);
+  const ms = f32x4.extract_lane(lseShift(f32x4.splat(m)), 0);
+  const mv = f32x4.splat(ms);
+  let s0 = f32x4.splat(0.0), s1 = f32x4.splat(0.0);
+  let i = 0;
+  for (; i + 8 <= n; i += 8) {
+    const p = x + (<usize>i << 2);
+    s0 = f32x4.add(s0, vexp(f32x4.sub(v128.load(p), mv)));
+    s1 = f32x4.add(s1, vexp(f32x4.sub(v128.load(p, 16), mv)));
+  }
+  for (; i + 4 <= n; i += 4) s0 = f32x4.add(s0, vexp(f32x4.sub(v128.load(x + (<usize>i << 2)), mv)));
+  if (i < n) {
+    const lane = i32x4(0, 1, 2, 3);
+    const e = vexp(f32x4.sub(loadPart(x + (<usize>i << 2), n - i), mv));
+    s1 = f32x4.add(s1, v128.and(e, i32x4.lt_s(lane, i32x4.splat(n - i))));
+  }
+  const s = f32x4.add(s0, s1);
+  const tot = f32x4.extract_lane(s, 0) + f32x4.extract_lane(s, 1) + (f32x4.extract_lane(s, 2) + f32x4.extract_lane(s, 3));
+  return ms + f32x4.extract_lane(vlog(f32x4.splat(tot)), 0);
+}
+
+@inline function colLse(x: usize, len: i32, rs: usize, out: usize, width: i32): void {
+  // width 4 (full vector) or 1..3 (partial)
+  let m = f32x4.splat(-Infinity);
+  let p = x;
+  for (let l = 0; l < len; l++) {
+    m = f32x4.max(m, width == 4 ? v128.load(p) : loadPart(p, width));
+    p += rs;
+  }
+  const ms = lseShift(m);
+  let s = f32x4.splat(0.0);
+  p = x;
+  for (let l = 0; l < len; l++) {
+    s = f32x4.add(s, vexp(f32x4.sub(width == 4 ? v128.load(p) : loadPart(p, width), ms)));
+    p += rs;
+  }
+  const r = f32x4.add(ms, vlog(s));
+  if (width == 4) v128.store(out, r);
+  else {
+    store<f32>(out, f32x4.extract_lane(r, 0));
+    if (width > 1) store<f32>(out, f32x4.extract_lane(r, 1), 4);
+    if (width > 2) store<f32>(out, f32x4.extract_lane(r, 2), 8);
+  }
+}
+
+function reduceLse(x: usize, out: usize, outer: i32, len: i32, inner: i32): void {
+  if (inner == 1) {
+    for (let o = 0; o < outer; o++) store<f32>(out + (<usize>o << 2), rowLogSumExp(x + ((<usize>o * <usize>len) << 2), len));
+    return;
+  }
+  const rs = <usize>inner << 2;
+  for (let o = 0; o < outer; o++) {
+    const base = x + ((<usize>o * <usize>len * <usize>inner) << 2);
+    const ob = out + ((<usize>o * <usize>inner) << 2);
+    let c = 0;
+    for (; c + 4 <= inner; c += 4) colLse(base + (<usize>c << 2), len, rs, ob + (<usize>c << 2), 4);
+    if (c < inner) colLse(base + (<usize>c << 2), len, rs, ob + (<usize>c << 2), inner - c);
+  }
+}
+
+// ---- argmax / argmin (first occurrence; nan counts as the extreme) -----------
+
+@inline function better(isMax: bool, x: v128, best: v128): v128 {
+  const cmp = isMax ? f32x4.gt(x, best) : f32x4.lt(x, best);
+  // x is nan and best is not
+  return v128.or(cmp, v128.andnot(f32x4.ne(x, x), f32x4.ne(best, best)));
+}
+
+@inline function argRow(isMax: bool, x: usize, n: i32): i32 {
+  if (n <= 0) return -1;
+  let best = f32x4.splat(isMax ? -Infinity : Infinity);
+  let bi = i32x4.splat(-1);
+  let idx = i32x4(0, 1, 2, 3);
+  let i = 0;
+  for (; i + 4 <= n; i += 4) {
+    const v = v128.load(x + (<usize>i << 2));
+    const m = better(isMax, v, best);
+    best = v128.bitselect(v, best, m);
+    bi = v128.bitselect(idx, bi, m);
+    idx = i32x4.add(idx, i32x4.splat(4));
+  }
+  // scalar combine of lanes, then tail
+  let bv: f32 = isMax ? -Infinity : Infinity;
+  let bidx = -1;
+  for (let l = 0; l < 4; l++) {
+    let v: f32;
+    let k: i32;
+    if (l == 0) { v = f32x4.extract_lane(best, 0); k = i32x4.extract_lane(bi, 0); }
+    else if (l == 1) { v = f32x4.extract_lane(best, 1); k = i32x4.extract_lane(bi, 1); }
+    else if (l == 2) { v = f32x4.extract_lane(best, 2); k = i32x4.extract_lane(bi, 2); }
+    else { v = f32x4.extract_lane(best, 3); k = i32x4.extract_lane(bi, 3); }
+    if (k < 0) continue;
+    if (bidx < 0) { bv = v; bidx = k; continue; }
+    const bnan = bv != bv, vnan = v != v;
+    if (bnan) { if (vnan && k < bidx) bidx = k; continue; }
+    if (vnan || (isMax ? v > bv : v < bv) || (v == bv && k < bidx)) { bv = v; bidx = k; }
+  }
+  for (; i < n; i++) {
+    const v = load<f32>(x + (<usize>i << 2));
+    if (bidx < 0) { bv = v; bidx = i; continue; }
+    if (bv != bv) break;
+    if (v != v || (isMax ? v > bv : v < bv)) { bv = v; bidx = i; }
+  }
+  return bidx < 0 ? 0 : bidx;
+}
+
+@inline function argCol(isMax: bool, x: usize, len: i32, rs: usize, out: usize, width: i32): void {
+  let best = f32x4.splat(isMax ? -Infinity : Infinity);
+  let bi = i32x4.splat(0);
+  let p = x;
+  // first row initialises
+  if (len > 0) {
+    best = width == 4 ? v128.load(p) : loadPart(p, width);
+    p += rs;
+  }
+  for (let l = 1; l < len; l++) {
+    const v = width == 4 ? v128.load(p) : loadPart(p, width);
+    const m = better(isMax, v, best);
+    best = v128.bitselect(v, best, m);
+    bi = v128.bitselect(i32x4.splat(l), bi, m);
+    p += rs;
+  }
+  if (width == 4) v128.store(out, bi);
+  else {
+    store<i32>(out, i32x4.extract_lane(bi, 0));
+    if (width > 1) store<i32>(out, i32x4.extract_lane(bi, 1), 4);
+    if (width > 2) store<i32>(out, i32x4.extract_lane(bi, 2), 8);
+  }
+}
+
+function reduceArg(isMax: bool, x: usize, out: usize, outer: i32, len: i32, inner: i32): void {
+  if (inner == 1) {
+    for (let o = 0; o < outer; o++) store<i32>(out + (<usize>o << 2), argRow(isMax, x + ((<usize>o * <usize>len) << 2), len));
+    return;
+  }
+  const rs = <usize>inner << 2;
+  for (let o = 0; o < outer; o++) {
+    const base = x + ((<usize>o * <usize>len * <usize>inner) << 2);
+    const ob = out + ((<usize>o * <usize>inner) << 2);
+    let c = 0;
+    for (; c + 4 <= inner; c += 4) argCol(isMax, base + (<usize>c << 2), len, rs, ob + (<usize>c << 2), 4);
+    if (c < inner) argCol(isMax, base + (<usize>c << 2), len, rs, ob + (<usize>c << 2), inner - c);
+  }
+}
+
+export function reduceAxis(op: i32, x: usize, out: usize, outer: i32, len: i32, inner: i32): void {
+  if (outer <= 0 || inner <= 0) return;
+  switch (op) {
+    case R_SUM: reduceSimple(R_SUM, x, out, outer, len, inner); return;
+    case R_MEAN: reduceSimple(R_MEAN, x, out, outer, len, inner); return;
+    case R_MAX: reduceSimple(R_MAX, x, out, outer, len, inner); return;
+    case R_MIN: reduceSimple(R_MIN, x, out, outer, len, inner); return;
+    case R_PROD: reduceSimple(R_PROD, x, out, outer, len, inner); return;
+    case R_SUMSQ: reduceSimple(R_SUMSQ, x, out, outer, len, inner); return;
+    case R_SUM_I32: reduceSimple(R_SUM_I32, x, out, outer, len, inner); return;
+    case R_MAX_I32: reduceSimple(R_MAX_I32, x, out, outer, len, inner); return;
+    case R_MIN_I32: reduceSimple(R_MIN_I32, x, out, outer, len, inner); return;
+    case R_LOGSUMEXP: reduceLse(x, out, outer, len, inner); return;
+    case R_ARGMAX: reduceArg(true, x, out, outer, len, inner); return;
+    case R_ARGMIN: reduceArg(false, x, out, outer, len, inner); return;
+  }
+}
+
+/** Sum of squares of n contiguous floats, accumulated in f64 across blocks. */
+export function sumSquares(x: usize, n: i32): f64 {
+  return rowReduceF(R_SUMSQ, x, n);
+}

@@ -1,0 +1,139 @@
+// Softmax / logSoftmax over the last axis of a [rows, cols] matrix, their
+// backward passes, and softmax cross-entropy with int32 labels.
+
+import { vexp } from './math';
+import { loadPart, storePart } from './ops';
+import { rowLogSumExp } from './reduce';
+
+/** out[j] = exp(x[j] - shift) * scale (or x[j] - shift when logMode) */
+@inline function expShiftScale(x: usize, out: usize, n: i32, shift: f32, scale: f32, logMode: bool): void {
+  const sv = f32x4.splat(shift);
+  const kv = f32x4.splat(scale);
+  let i = 0;
+  for (; i + 4 <= n; i += 4) {
+    const p = <usize>i << 2;
+    const d = f32x4.sub(v128.load(x + p), sv);
+    v128.store(out + p, logMode ? d : f32x4.mul(vexp(d), kv));
+  }
+  if (i < n) {
+    const p = <usize>i << 2;
+    const d = f32x4.sub(loadPart(x + p, n - i), sv);
+    storePart(out + p, logMode ? d : f32x4.mul(vexp(d), kv), n - i);
+  }
+}
+
+/** Row-wise softmax (logMode = 0) or logSoftmax (logMode = 1). out may alias x. */
+export function softmaxRows(x: usize, out: usize, rows: i32, cols: i32, logMode: i32): void {
+  for (let r = 0; r < rows; r++) {
+    const off = (<usize>r * <usize>cols) << 2;
+    const lse = rowLogSumExp(x + off, cols);
+    // exp(x - lse) is stable: x - lse <= 0
+    expShiftScale(x + off, out + off, cols, lse, 1.0, logMode != 0);
+  }
+}
+
+@inline function dot(a: usize, b: usize, n: i32): f32 {
+  let s0 = f32x4.splat(0.0), s1 = f32x4.splat(0.0);
+  let i = 0;
+  for (; i + 8 <= n; i += 8) {
+    const p = <usize>i << 2;
+    s0 = f32x4.add(s0, f32x4.mul(v128.load(a + p), v128.load(b + p)));
+    s1 = f32x4.add(s1, f32x4.mul(v128.load(a + p, 16), v128.load(b + p, 16)));
+  }
+  for (; i + 4 <= n; i += 4) {
+    const p = <usize>i << 2;
+    s0 = f32x4.add(s0, f32x4.mul(v128.load(a + p), v128.load(b + p)));
+  }
+  if (i < n) {
+    const p = <usize>i << 2;
+    s1 = f32x4.add(s1, f32x4.mul(loadPart(a + p, n - i), loadPart(b + p, n - i)));
+  }
+  const s = f32x4.add(s0, s1);
+  return f32x4.extract_lane(s, 0) + f32x4.extract_lane(s, 1) + (f32x4.extract_lane(s, 2) + f32x4.extract_lane(s, 3));
+}
+
+@inline function sum(a: usize, n: i32): f32 {
+  let s0 = f32x4.splat(0.0);
+  let i = 0;
+  for (; i + 4 <= n; i += 4) s0 = f32x4.add(s0, v128.load(a + (<usize>i << 2)));
+  if (i < n) s0 = f32x4.add(s0, loadPart(a + (<usize>i << 2), n - i));
+  return f32x4.extract_lane(s0, 0) + f32x4.extract_lane(s0, 1) + (f32x4.extract_lane(s0, 2) + f32x4.extract_lane(s0, 3));
+}
+
+/**
+ * Backward of softmaxRows given its output y and upstream dy.
+ *  softmax:    dx = y * (dy - sum(dy * y))
+ *  logSoftmax: dx = dy - exp(y) * sum(dy)
+ * dx may alias dy.
+ */
+export function softmaxBackwardRows(y: usize, dy: usize, dx: usize, rows: i32, cols: i32, logMode: i32): void {
+  for (let r = 0; r < rows; r++) {
+    const off = (<usize>r * <usize>cols) << 2;
+    const py = y + off, pd = dy + off, po = dx + off;
+    if (logMode != 0) {
+      const s = f32x4.splat(sum(pd, cols));
+      let i = 0;
+      for (; i < cols; i += 4) {
+        const k = min(4, cols - i);
+        const p = <usize>i << 2;
+        const vy = k == 4 ? v128.load(py + p) : loadPart(py + p, k);
+        const vd = k == 4 ? v128.load(pd + p) : loadPart(pd + p, k);
+        const v = f32x4.sub(vd, f32x4.mul(vexp(vy), s));
+        if (k == 4) v128.store(po + p, v);
+        else storePart(po + p, v, k);
+      }
+    } else {
+      const s = f32x4.splat(dot(py, pd, cols));
+      let i = 0;
+      for (; i < cols; i += 4) {
+        const k = min(4, cols - i);
+        const p = <usize>i << 2;
+        const vy = k == 4 ? v128.load(py + p) : loadPart(py + p, k);
+        const vd = k == 4 ? v128.load(pd + p) : loadPart(pd + p, k);
+        const v = f32x4.mul(vy, f32x4.sub(vd, s));
+        if (k == 4) v128.store(po + p, v);
+        else storePart(po + p, v, k);
+      }
+    }
+  }
+}
+
+/**
+ * Softmax cross-entropy forward. loss[r] = logsumexp(x_r) - x_r[label_r].
+ * probs (optional, 0 = skip) receives softmax(x). A label outside [0, cols) gives loss = NaN.
+ */
+export function softmaxXentForward(logits: usize, labels: usize, loss: usize, probs: usize, rows: i32, cols: i32): void {
+  for (let r = 0; r < rows; r++) {
+    const off = (<usize>r * <usize>cols) << 2;
+    const lse = rowLogSumExp(logits + off, cols);
+    const lab = load<i32>(labels + (<usize>r << 2));
+    const valid = lab >= 0 && lab < cols;
+    const xl = valid ? load<f32>(logits + off + (<usize>lab << 2)) : NaN;
+    if (loss != 0) store<f32>(loss + (<usize>r << 2), lse - xl);
+    if (probs != 0) expShiftScale(logits + off, probs + off, cols, lse, 1.0, false);
+  }
+}
+
+/**
+ * Softmax cross-entropy backward:
+ *   dlogits[r, :] = (softmax(x_r) - onehot(label_r)) * g[r * gStride] * scale
+ * gStride 0 broadcasts one upstream value (g = 0 pointer means g = 1). Labels outside [0, cols)
+ * contribute no one-hot term.
+ */
+export function softmaxXentBackward(
+  logits: usize, labels: usize, g: usize, gStride: i32, scale: f32, dlogits: usize, rows: i32, cols: i32,
+): void {
+  for (let r = 0; r < rows; r++) {
+    const off = (<usize>r * <usize>cols) << 2;
+    const lse = rowLogSumExp(logits + off, cols);
+    const gr: f32 = g != 0 ? load<f32>(g + ((<usize>r * <usize>gStride) << 2)) : 1.0;
+    const k = gr * scale;
+    expShiftScale(logits + off, dlogits + off, cols, lse, k, false);
+    const lab = load<i32>(labels + (<usize>r << 2));
+    if (lab >= 0 && lab < cols) {
+      const p = dlogits + off + (<usize>lab << 2);
+      store<f32>(p, load<f32>(p) - k);
+    }
+  }
+}
+
