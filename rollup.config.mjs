@@ -7,7 +7,8 @@ const copyWasm = () => ({
   writeBundle() {
     if (!existsSync('src/wasm')) return;
     mkdirSync('dist/wasm', { recursive: true });
-    for (const f of readdirSync('src/wasm')) if (f.endsWith('.wasm')) copyFileSync(`src/wasm/${f}`, `dist/wasm/${f}`);
+    for (const f of readdirSync('src/wasm'))
+      if (f.endsWith('.wasm')) copyFileSync(`src/wasm/${f}`, `dist/wasm/${f}`);
   },
 });
 

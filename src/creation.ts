@@ -61,11 +61,14 @@ export function tensor(data: TensorData, opts: { shape?: number[]; dtype?: DType
   if (opts.shape) {
     const s = checkShape(opts.shape, 'tensor');
     if (sizeOf(s) !== flat.length)
-      throw new ValueError(`tensor: ${flat.length} values do not fill shape ${fmt(s)} (${sizeOf(s)} elements)`);
+      throw new ValueError(
+        `tensor: ${flat.length} values do not fill shape ${fmt(s)} (${sizeOf(s)} elements)`,
+      );
     shape = s;
   }
   const out = hostArray(dtype, flat.length);
-  for (let i = 0; i < flat.length; i++) out[i] = dtype === 'int32' ? Math.trunc(Number(flat[i])) : Number(flat[i]);
+  for (let i = 0; i < flat.length; i++)
+    out[i] = dtype === 'int32' ? Math.trunc(Number(flat[i])) : Number(flat[i]);
   return fromHost(out, shape, dtype);
 }
 
@@ -92,7 +95,8 @@ export function arange(start: number, stop?: number, step = 1, dtype?: DType): T
   if (!Number.isFinite(start) || !Number.isFinite(stop) || !Number.isFinite(step) || step === 0)
     throw new ValueError(`arange: start, stop and step must be finite and step non-zero`);
   const dt: DType =
-    dtype ?? (Number.isInteger(start) && Number.isInteger(stop) && Number.isInteger(step) ? 'int32' : 'float32');
+    dtype ??
+    (Number.isInteger(start) && Number.isInteger(stop) && Number.isInteger(step) ? 'int32' : 'float32');
   const n = Math.max(0, Math.ceil((stop - start) / step));
   const out = hostArray(dt, n);
   for (let i = 0; i < n; i++) out[i] = start + i * step;

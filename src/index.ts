@@ -65,13 +65,13 @@ export {
   stopGradient,
   sub,
   sum,
-  tanh,
   type TensorLike,
+  tanh,
   transpose,
   where,
 } from './ops/api';
 export * as random from './random';
-export { init, type InitOptions, memoryStats } from './runtime/init';
+export { type InitOptions, init, memoryStats } from './runtime/init';
 export { type Jitted, jit, trace } from './runtime/jit';
 export { type DType, type NestedArray, Tensor } from './tensor';
 export { forwardSweep, recordTape, reverseSweep, type Tape } from './transforms/autodiff';

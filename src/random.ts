@@ -18,7 +18,10 @@ function generator(seed: number): () => number {
   };
 }
 
-export function uniform(shape: readonly number[], opts: { seed?: number; low?: number; high?: number } = {}): Tensor {
+export function uniform(
+  shape: readonly number[],
+  opts: { seed?: number; low?: number; high?: number } = {},
+): Tensor {
   const s = checkShape(shape, 'random.uniform');
   const { seed = 0, low = 0, high = 1 } = opts;
   const next = generator(seed);
@@ -28,7 +31,10 @@ export function uniform(shape: readonly number[], opts: { seed?: number; low?: n
 }
 
 /** Standard normal (Box–Muller), optionally scaled: mean + std·z. */
-export function normal(shape: readonly number[], opts: { seed?: number; mean?: number; std?: number } = {}): Tensor {
+export function normal(
+  shape: readonly number[],
+  opts: { seed?: number; mean?: number; std?: number } = {},
+): Tensor {
   const s = checkShape(shape, 'random.normal');
   const { seed = 0, mean = 0, std = 1 } = opts;
   const next = generator(seed);

@@ -30,10 +30,13 @@ export function fmt(shape: Shape): string {
 }
 
 export function checkShape(shape: readonly number[], where: string): number[] {
-  if (!Array.isArray(shape)) throw new ValueError(`${where}: shape must be an array of integers, got ${String(shape)}`);
+  if (!Array.isArray(shape))
+    throw new ValueError(`${where}: shape must be an array of integers, got ${String(shape)}`);
   for (const d of shape) {
     if (!Number.isInteger(d) || d < 0)
-      throw new ValueError(`${where}: shape ${fmt(shape)} has a dimension that is not a non-negative integer`);
+      throw new ValueError(
+        `${where}: shape ${fmt(shape)} has a dimension that is not a non-negative integer`,
+      );
   }
   return [...shape];
 }
@@ -54,13 +57,19 @@ export function broadcastShapes(op: string, a: Shape, b: Shape): number[] {
 
 export function normalizeAxis(op: string, axis: number, ndim: number): number {
   if (!Number.isInteger(axis) || axis < -ndim || axis >= ndim) {
-    throw new AxisError(`${op}: axis ${axis} is out of range for a tensor of rank ${ndim} (valid: ${-ndim}..${ndim - 1})`);
+    throw new AxisError(
+      `${op}: axis ${axis} is out of range for a tensor of rank ${ndim} (valid: ${-ndim}..${ndim - 1})`,
+    );
   }
   return axis < 0 ? axis + ndim : axis;
 }
 
 /** Normalizes an axis argument (undefined = all axes) to a sorted list of unique non-negative axes. */
-export function normalizeAxes(op: string, axis: number | readonly number[] | undefined | null, ndim: number): number[] {
+export function normalizeAxes(
+  op: string,
+  axis: number | readonly number[] | undefined | null,
+  ndim: number,
+): number[] {
   if (axis === undefined || axis === null) return Array.from({ length: ndim }, (_, i) => i);
   const list = typeof axis === 'number' ? [axis] : [...axis];
   const out = list.map((a) => normalizeAxis(op, a, ndim));

@@ -104,7 +104,8 @@ export class Tensor {
   }
 
   async item(): Promise<number> {
-    if (this.size !== 1) throw new ConcretizationError(`item: tensor of shape [${this.shape}] is not a scalar`);
+    if (this.size !== 1)
+      throw new ConcretizationError(`item: tensor of shape [${this.shape}] is not a scalar`);
     return (await this.data())[0];
   }
 

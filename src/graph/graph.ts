@@ -51,7 +51,9 @@ export class Graph {
 
   toString(): string {
     const name = this.names();
-    const lines = this.nodes.map((n) => `${name.get(n)} = ${describe(n, name)} : ${n.dtype}[${n.shape.join(', ')}]`);
+    const lines = this.nodes.map(
+      (n) => `${name.get(n)} = ${describe(n, name)} : ${n.dtype}[${n.shape.join(', ')}]`,
+    );
     lines.push(`return ${this.outputs.map((n) => name.get(n)).join(', ')}`);
     return lines.join('\n');
   }
@@ -62,7 +64,11 @@ export class Graph {
     const out = ['digraph adjoint {', '  rankdir=LR;', '  node [shape=box, fontname="monospace"];'];
     for (const n of this.nodes) {
       const label = `${name.get(n)} ${describe(n, name, false)}\\n${n.dtype}[${n.shape.join(',')}]`;
-      const style = this.outputs.includes(n) ? ', style=bold' : n.inputs.length === 0 ? ', style=rounded' : '';
+      const style = this.outputs.includes(n)
+        ? ', style=bold'
+        : n.inputs.length === 0
+          ? ', style=rounded'
+          : '';
       out.push(`  n${n.id} [label="${label.replace(/"/g, '\\"')}"${style}];`);
     }
     for (const [a, b] of this.edges) out.push(`  n${a} -> n${b};`);
@@ -95,7 +101,8 @@ export function buildGraph(outputs: readonly Tensor[], where = 'realize'): Graph
     const leaf = t.storage !== null;
     if (!leaf && !expanded) {
       stack.push([t, true]);
-      for (let i = t.inputs.length - 1; i >= 0; i--) if (!map.has(t.inputs[i])) stack.push([t.inputs[i], false]);
+      for (let i = t.inputs.length - 1; i >= 0; i--)
+        if (!map.has(t.inputs[i])) stack.push([t.inputs[i], false]);
       continue;
     }
     if (leaf) {
@@ -104,7 +111,8 @@ export function buildGraph(outputs: readonly Tensor[], where = 'realize'): Graph
       order.push(n);
       continue;
     }
-    if (t.op === 'const') throw new ConcretizationError(`${where}: tensor #${t.id} has neither a value nor a history`);
+    if (t.op === 'const')
+      throw new ConcretizationError(`${where}: tensor #${t.id} has neither a value nor a history`);
     const n = new GNode(
       t.op,
       t.inputs.map((i) => map.get(i)!),

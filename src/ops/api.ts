@@ -157,7 +157,8 @@ export function reshape(x: TensorLike, shape: readonly number[]): Tensor {
   const s = [...shape];
   const infer = s.indexOf(-1);
   if (infer >= 0) {
-    if (s.indexOf(-1, infer + 1) >= 0) throw new ShapeError(`reshape: only one dimension can be -1, got ${fmt(s)}`);
+    if (s.indexOf(-1, infer + 1) >= 0)
+      throw new ShapeError(`reshape: only one dimension can be -1, got ${fmt(s)}`);
     const rest = s.reduce((a, d, i) => (i === infer ? a : a * d), 1);
     if (rest === 0 || t.size % rest !== 0)
       throw new ShapeError(`reshape: cannot reshape ${fmt(t.shape)} to ${fmt(shape)}`);
@@ -202,7 +203,11 @@ export function squeeze(x: TensorLike, axis?: Axis): Tensor {
 }
 
 /** x[begin : begin + size] per axis; a size of -1 takes the rest of that axis. */
-export function slice(x: TensorLike, begin: number | readonly number[], size?: number | readonly number[]): Tensor {
+export function slice(
+  x: TensorLike,
+  begin: number | readonly number[],
+  size?: number | readonly number[],
+): Tensor {
   const t = asTensor(x);
   const b = typeof begin === 'number' ? [begin] : [...begin];
   const s = size === undefined ? [] : typeof size === 'number' ? [size] : [...size];
@@ -222,7 +227,8 @@ export function pad(x: TensorLike, pads: readonly (readonly [number, number])[])
 }
 
 export function concat(xs: readonly TensorLike[], axis = 0): Tensor {
-  if (!Array.isArray(xs) || xs.length === 0) throw new ValueError('concat: needs a non-empty array of tensors');
+  if (!Array.isArray(xs) || xs.length === 0)
+    throw new ValueError('concat: needs a non-empty array of tensors');
   let ts = xs.map((x) => asTensor(x));
   if (ts.some((t) => t.dtype !== ts[0].dtype)) ts = ts.map((t) => cast(t, 'float32'));
   const a = normalizeAxis('concat', axis, ts[0].ndim);
@@ -231,7 +237,8 @@ export function concat(xs: readonly TensorLike[], axis = 0): Tensor {
 }
 
 export function stack(xs: readonly TensorLike[], axis = 0): Tensor {
-  if (!Array.isArray(xs) || xs.length === 0) throw new ValueError('stack: needs a non-empty array of tensors');
+  if (!Array.isArray(xs) || xs.length === 0)
+    throw new ValueError('stack: needs a non-empty array of tensors');
   const ts = xs.map((x) => asTensor(x));
   const a = normalizeAxis('stack', axis, ts[0].ndim + 1);
   for (const t of ts)
@@ -259,7 +266,8 @@ export function scatterAdd(updates: Tensor, indices: Tensor, axis: number, dimSi
 export function oneHot(indices: TensorLike, depth: number): Tensor {
   const idx = indices instanceof Tensor ? indices : asTensor(indices, 'int32');
   if (idx.dtype !== 'int32') throw new DTypeError(`oneHot: indices must be int32, got ${idx.dtype}`);
-  if (!Number.isInteger(depth) || depth < 0) throw new ValueError(`oneHot: depth must be a non-negative integer`);
+  if (!Number.isInteger(depth) || depth < 0)
+    throw new ValueError(`oneHot: depth must be a non-negative integer`);
   return cast(equal(expandDims(idx, -1), arange(0, depth)), 'float32');
 }
 

@@ -31,7 +31,11 @@ export function forEachBroadcast(
   }
 }
 
-export function mapBroadcast(inputs: readonly RefValue[], outShape: Shape, f: (...v: number[]) => number): Float64Array {
+export function mapBroadcast(
+  inputs: readonly RefValue[],
+  outShape: Shape,
+  f: (...v: number[]) => number,
+): Float64Array {
   const out = new Float64Array(sizeOf(outShape));
   const args = new Array<number>(inputs.length);
   forEachBroadcast(
@@ -62,7 +66,11 @@ export function reduceAxes(
 }
 
 /** Visits every element of `shape` in row-major order with an offset computed from `strides`. */
-export function forEachFlat(shape: Shape, strides: readonly number[], visit: (i: number, off: number) => void): void {
+export function forEachFlat(
+  shape: Shape,
+  strides: readonly number[],
+  visit: (i: number, off: number) => void,
+): void {
   const n = sizeOf(shape);
   const nd = shape.length;
   const idx = new Array<number>(nd).fill(0);
@@ -80,7 +88,12 @@ export function forEachFlat(shape: Shape, strides: readonly number[], visit: (i:
 }
 
 /** Gathers x (of xShape) into outShape where output element i reads x at offset(index) given by `strides`. */
-export function stridedCopy(x: Float64Array, outShape: Shape, strides: readonly number[], base = 0): Float64Array {
+export function stridedCopy(
+  x: Float64Array,
+  outShape: Shape,
+  strides: readonly number[],
+  base = 0,
+): Float64Array {
   const out = new Float64Array(sizeOf(outShape));
   forEachFlat(outShape, strides, (i, off) => {
     out[i] = x[base + off];

@@ -28,7 +28,12 @@ export interface OpDef {
   /** float64 reference implementation. Integer dtypes hold integral float64 values. */
   reference(inputs: readonly RefValue[], attrs: Attrs, out: TensorInfo): Float64Array;
   /** Tangent of the output given input tangents (null = zero); undefined = not differentiable. */
-  jvp?(tangents: readonly (Tensor | null)[], inputs: readonly Tensor[], out: Tensor, attrs: Attrs): Tensor | null;
+  jvp?(
+    tangents: readonly (Tensor | null)[],
+    inputs: readonly Tensor[],
+    out: Tensor,
+    attrs: Attrs,
+  ): Tensor | null;
   /** Cotangents of the inputs (null = zero) given the output cotangent. */
   vjp?(ct: Tensor, inputs: readonly Tensor[], out: Tensor, attrs: Attrs): readonly (Tensor | null)[];
 }

@@ -35,7 +35,10 @@ export function trace(f: Fn, ...args: unknown[]): Graph {
 
 function signature(args: unknown[]): { key: string; leaves: Tensor[] } {
   const { leaves, def } = flatten(args, 'jit', true);
-  return { key: `${treeKey(def)}|${leaves.map((t) => `${t.dtype}[${t.shape.join(',')}]`).join(';')}`, leaves };
+  return {
+    key: `${treeKey(def)}|${leaves.map((t) => `${t.dtype}[${t.shape.join(',')}]`).join(';')}`,
+    leaves,
+  };
 }
 
 export type Jitted<F extends Fn> = F & { readonly cacheSize: number };

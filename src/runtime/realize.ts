@@ -1,6 +1,7 @@
 /** Turns lazy tensors into buffers: snapshot the graph, optimize it, run it on the active backend. */
-import { ReferenceBackend } from '../backends/reference/interpreter';
+
 import type { Backend } from '../backends/backend';
+import { ReferenceBackend } from '../backends/reference/interpreter';
 import { optimize } from '../compiler/compile';
 import { ConcretizationError } from '../errors';
 import { buildGraph } from '../graph/graph';

@@ -55,7 +55,11 @@ export function recordTape(outputs: readonly Tensor[], vars: readonly Tensor[]):
 }
 
 /** Forward mode: the tangent of every taped node, given tangents of the variables. */
-export function forwardSweep(tape: Tape, vars: readonly Tensor[], tangents: readonly Tensor[]): Map<Tensor, Tensor> {
+export function forwardSweep(
+  tape: Tape,
+  vars: readonly Tensor[],
+  tangents: readonly Tensor[],
+): Map<Tensor, Tensor> {
   const tan = new Map<Tensor, Tensor>();
   vars.forEach((v, i) => {
     tan.set(v, tangents[i]);
@@ -72,7 +76,11 @@ export function forwardSweep(tape: Tape, vars: readonly Tensor[], tangents: read
 }
 
 /** Reverse mode: the adjoint (∂out/∂node, contracted with the cotangents) of every taped node. */
-export function reverseSweep(tape: Tape, outputs: readonly Tensor[], cotangents: readonly Tensor[]): Map<Tensor, Tensor> {
+export function reverseSweep(
+  tape: Tape,
+  outputs: readonly Tensor[],
+  cotangents: readonly Tensor[],
+): Map<Tensor, Tensor> {
   const adj = new Map<Tensor, Tensor>();
   const inTape = new Set(tape.entries.map((e) => e.node));
   const accumulate = (t: Tensor, ct: Tensor) => {

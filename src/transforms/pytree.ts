@@ -22,7 +22,11 @@ function isPlainObject(x: unknown): x is Record<string, unknown> {
  * With `allowStatic`, non-tensor leaves (numbers, strings, null...) are kept in the TreeDef as
  * static values instead of raising, as jit and trace need.
  */
-export function flatten(tree: unknown, where: string, allowStatic = false): { leaves: Tensor[]; def: TreeDef } {
+export function flatten(
+  tree: unknown,
+  where: string,
+  allowStatic = false,
+): { leaves: Tensor[]; def: TreeDef } {
   const leaves: Tensor[] = [];
   const go = (x: unknown, path: string): TreeDef => {
     if (x instanceof Tensor) {

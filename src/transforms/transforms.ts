@@ -70,8 +70,11 @@ export function valueAndGrad(f: Fn, argnums: number | readonly number[] = 0) {
       if (!(out instanceof Tensor))
         throw new TransformError(`grad: the function must return a scalar Tensor, got ${describe(out)}`);
       if (out.ndim !== 0)
-        throw new TransformError(`grad: the function must return a scalar (shape []), got shape ${fmt(out.shape)}; use vjp or jacrev for non-scalar outputs`);
-      if (out.dtype !== 'float32') throw new DTypeError(`grad: the function returned ${out.dtype}; it must be float32`);
+        throw new TransformError(
+          `grad: the function must return a scalar (shape []), got shape ${fmt(out.shape)}; use vjp or jacrev for non-scalar outputs`,
+        );
+      if (out.dtype !== 'float32')
+        throw new DTypeError(`grad: the function returned ${out.dtype}; it must be float32`);
       const all = vars.flat();
       const adj = reverseSweep(recordTape([out], all), [out], [ones([])]);
       const grads = nums.map((_, j) =>
@@ -111,7 +114,9 @@ export function vjp(f: Fn, ...primals: unknown[]): [any, (ct: unknown) => any[]]
           throw new PytreeError('vjp: the cotangent tree does not have the structure of the output');
         cts.forEach((c, i) => {
           if (!shapeEq(c.shape, outs[i].shape))
-            throw new ShapeError(`vjp: cotangent shape ${fmt(c.shape)} does not match output shape ${fmt(outs[i].shape)}`);
+            throw new ShapeError(
+              `vjp: cotangent shape ${fmt(c.shape)} does not match output shape ${fmt(outs[i].shape)}`,
+            );
         });
         const adj = reverseSweep(tape, outs, cts);
         return defs.map((d, j) =>
@@ -138,7 +143,9 @@ export function jvp(f: Fn, primals: readonly unknown[], tangents: readonly unkno
         throw new PytreeError(`jvp: tangent ${i} does not have the structure of primal ${i}`);
       leaves.forEach((l, j) => {
         if (!shapeEq(l.shape, vars[i][j].shape))
-          throw new ShapeError(`jvp: tangent shape ${fmt(l.shape)} does not match primal shape ${fmt(vars[i][j].shape)}`);
+          throw new ShapeError(
+            `jvp: tangent shape ${fmt(l.shape)} does not match primal shape ${fmt(vars[i][j].shape)}`,
+          );
       });
       return leaves;
     });
@@ -146,7 +153,13 @@ export function jvp(f: Fn, primals: readonly unknown[], tangents: readonly unkno
     const { leaves: outs, def: outDef } = flatten(out, 'jvp: output');
     const all = vars.flat();
     const tan = forwardSweep(recordTape(outs, all), all, tans.flat());
-    return [out, unflatten(outDef, outs.map((o) => tan.get(o) ?? zeros(o.shape)))];
+    return [
+      out,
+      unflatten(
+        outDef,
+        outs.map((o) => tan.get(o) ?? zeros(o.shape)),
+      ),
+    ];
   });
 }
 
@@ -163,7 +176,8 @@ function jacobianInput(x: unknown, where: string): Tensor {
 }
 
 function jacobianOutput(out: unknown, where: string): Tensor {
-  if (!(out instanceof Tensor)) throw new TransformError(`${where}: the function must return a Tensor, got ${describe(out)}`);
+  if (!(out instanceof Tensor))
+    throw new TransformError(`${where}: the function must return a Tensor, got ${describe(out)}`);
   return out;
 }
 

@@ -24,7 +24,8 @@ export function eliminateDeadCode(g: Graph): Graph {
       if (seen.has(n)) continue;
       seen.add(n);
       st.push([n, true]);
-      for (let i = n.inputs.length - 1; i >= 0; i--) if (!seen.has(n.inputs[i])) st.push([n.inputs[i], false]);
+      for (let i = n.inputs.length - 1; i >= 0; i--)
+        if (!seen.has(n.inputs[i])) st.push([n.inputs[i], false]);
     }
   };
   for (const n of g.nodes) if (live.has(n)) visit(n);

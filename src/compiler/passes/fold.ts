@@ -31,10 +31,18 @@ export function foldConstants(g: Graph): Graph {
         return fill(n.shape, n.dtype, round(r[0], n.dtype));
       }
       case 'shape':
-        if (n.op === 'pad' || n.op === 'concat') return vals.every((v) => v === vals[0]) && (n.op === 'concat' || vals[0] === 0) ? fill(n.shape, n.dtype, vals[0]) : n;
+        if (n.op === 'pad' || n.op === 'concat')
+          return vals.every((v) => v === vals[0]) && (n.op === 'concat' || vals[0] === 0)
+            ? fill(n.shape, n.dtype, vals[0])
+            : n;
         return fill(n.shape, n.dtype, vals[0]);
       case 'reduce':
-        if (n.op === 'sum') return fill(n.shape, n.dtype, round(vals[0] * (sizeOf(n.inputs[0].shape) / Math.max(1, sizeOf(n.shape))), n.dtype));
+        if (n.op === 'sum')
+          return fill(
+            n.shape,
+            n.dtype,
+            round(vals[0] * (sizeOf(n.inputs[0].shape) / Math.max(1, sizeOf(n.shape))), n.dtype),
+          );
         if (n.op === 'max' || n.op === 'min') return fill(n.shape, n.dtype, vals[0]);
         return n;
       default:

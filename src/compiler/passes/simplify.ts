@@ -39,7 +39,8 @@ export function simplify(g: Graph): Graph {
       case 'reshape':
       case 'broadcastTo':
         if (shapeEq(x.shape, n.shape)) return x;
-        if (n.op === 'reshape' && x.op === 'reshape') return new GNode('reshape', x.inputs, n.attrs, n.shape, n.dtype);
+        if (n.op === 'reshape' && x.op === 'reshape')
+          return new GNode('reshape', x.inputs, n.attrs, n.shape, n.dtype);
         return n;
       case 'transpose':
         return (n.attrs.perm as number[]).every((p, i) => p === i) ? x : n;

@@ -3,8 +3,8 @@ import { DTypeError } from '../../errors';
 import { broadcastShapes } from '../../shape';
 import type { Attrs, DType, Tensor } from '../../tensor';
 import * as o from '../api';
-import { defineOp, type TensorInfo } from '../registry';
 import { mapBroadcast, mapUnary } from '../reference-utils';
+import { defineOp, type TensorInfo } from '../registry';
 
 function sameInfo(inputs: readonly TensorInfo[]): TensorInfo {
   return { shape: inputs[0].shape, dtype: inputs[0].dtype };
@@ -14,7 +14,12 @@ function sameInfo(inputs: readonly TensorInfo[]): TensorInfo {
  * A unary op whose derivative is `dfdx(x, y)` (y = f(x)): JVP is t·f'(x), VJP is ct·f'(x).
  * `floatOnly` ops reject int32 (the public wrapper casts first, so this guards internal misuse).
  */
-function unary(name: string, f: (v: number) => number, dfdx: ((x: Tensor, y: Tensor) => Tensor) | null, floatOnly = true) {
+function unary(
+  name: string,
+  f: (v: number) => number,
+  dfdx: ((x: Tensor, y: Tensor) => Tensor) | null,
+  floatOnly = true,
+) {
   defineOp({
     name,
     kind: 'elementwise',
@@ -45,17 +50,30 @@ defineOp({
 });
 unary('abs', Math.abs, (x) => o.cast(o.sign(x), 'float32'), false);
 unary('sign', Math.sign, null, false);
-unary('square', (v) => v * v, (x) => o.mul(x, 2), false);
+unary(
+  'square',
+  (v) => v * v,
+  (x) => o.mul(x, 2),
+  false,
+);
 unary('exp', Math.exp, (_x, y) => y);
 unary('log', Math.log, (x) => o.reciprocal(x));
 unary('log1p', Math.log1p, (x) => o.reciprocal(o.add(x, 1)));
 unary('sqrt', Math.sqrt, (_x, y) => o.div(0.5, y));
-unary('reciprocal', (v) => 1 / v, (_x, y) => o.neg(o.square(y)));
+unary(
+  'reciprocal',
+  (v) => 1 / v,
+  (_x, y) => o.neg(o.square(y)),
+);
 unary('sin', Math.sin, (x) => o.cos(x));
 unary('cos', Math.cos, (x) => o.neg(o.sin(x)));
 unary('tanh', Math.tanh, (_x, y) => o.sub(1, o.square(y)));
 unary('sigmoid', sigmoid, (_x, y) => o.mul(y, o.sub(1, y)));
-unary('relu', (v) => (v > 0 ? v : 0), (x) => o.cast(o.greater(x, 0), 'float32'));
+unary(
+  'relu',
+  (v) => Math.max(v, 0),
+  (x) => o.cast(o.greater(x, 0), 'float32'),
+);
 unary('softplus', softplus, (x) => o.sigmoid(x));
 
 /** Identity in value; derivatives stop here. */
@@ -144,28 +162,40 @@ defineOp({
   name: 'add',
   kind: 'elementwise',
   infer: binaryInfo('add'),
-  reference: (inputs, _a, out) => mapBroadcast(inputs, out.shape, (a, b) => (out.dtype === 'int32' ? (a + b) | 0 : a + b)),
+  reference: (inputs, _a, out) =>
+    mapBroadcast(inputs, out.shape, (a, b) => (out.dtype === 'int32' ? (a + b) | 0 : a + b)),
   jvp: ([ta, tb], _inputs, y) => {
     if (y.dtype !== 'float32') return null;
     const t = ta && tb ? o.add(ta, tb) : (ta ?? tb);
     return t ? o.broadcastTo(t, y.shape) : null;
   },
-  vjp: (ct, [a, b], y) => (y.dtype !== 'float32' ? [null, null] : [o.sumTo(ct, a.shape), o.sumTo(ct, b.shape)]),
+  vjp: (ct, [a, b], y) =>
+    y.dtype !== 'float32' ? [null, null] : [o.sumTo(ct, a.shape), o.sumTo(ct, b.shape)],
 });
 defineOp({
   name: 'sub',
   kind: 'elementwise',
   infer: binaryInfo('sub'),
-  reference: (inputs, _a, out) => mapBroadcast(inputs, out.shape, (a, b) => (out.dtype === 'int32' ? (a - b) | 0 : a - b)),
+  reference: (inputs, _a, out) =>
+    mapBroadcast(inputs, out.shape, (a, b) => (out.dtype === 'int32' ? (a - b) | 0 : a - b)),
   jvp: ([ta, tb], _inputs, y) => {
     if (y.dtype !== 'float32') return null;
     const t = ta && tb ? o.sub(ta, tb) : ta ? ta : o.neg(tb!);
     return ta || tb ? o.broadcastTo(t, y.shape) : null;
   },
-  vjp: (ct, [a, b], y) => (y.dtype !== 'float32' ? [null, null] : [o.sumTo(ct, a.shape), o.sumTo(o.neg(ct), b.shape)]),
+  vjp: (ct, [a, b], y) =>
+    y.dtype !== 'float32' ? [null, null] : [o.sumTo(ct, a.shape), o.sumTo(o.neg(ct), b.shape)],
 });
-binary('mul', (a, b) => a * b, (a, b) => [b, a]);
-binary('div', (a, b) => a / b, (_a, b, y) => [o.reciprocal(b), o.neg(o.div(y, b))]);
+binary(
+  'mul',
+  (a, b) => a * b,
+  (a, b) => [b, a],
+);
+binary(
+  'div',
+  (a, b) => a / b,
+  (_a, b, y) => [o.reciprocal(b), o.neg(o.div(y, b))],
+);
 binary(
   'pow',
   (a, b) => a ** b,
@@ -183,11 +213,7 @@ const tieMask = (a: Tensor, b: Tensor): Pair => {
   return [o.add(gt, eq), o.add(lt, eq)];
 };
 binary('maximum', Math.max, (a, b) => tieMask(a, b));
-binary(
-  'minimum',
-  Math.min,
-  (a, b) => tieMask(b, a),
-);
+binary('minimum', Math.min, (a, b) => tieMask(b, a));
 binary('greater', (a, b) => (a > b ? 1 : 0), null, { outDtype: 'int32' });
 binary('less', (a, b) => (a < b ? 1 : 0), null, { outDtype: 'int32' });
 binary('equal', (a, b) => (a === b ? 1 : 0), null, { outDtype: 'int32' });
@@ -197,7 +223,10 @@ defineOp({
   kind: 'elementwise',
   infer([c, a, b]) {
     if (a.dtype !== b.dtype) throw new DTypeError(`where: branch dtypes ${a.dtype} and ${b.dtype} differ`);
-    return { shape: broadcastShapes('where', broadcastShapes('where', c.shape, a.shape), b.shape), dtype: a.dtype };
+    return {
+      shape: broadcastShapes('where', broadcastShapes('where', c.shape, a.shape), b.shape),
+      dtype: a.dtype,
+    };
   },
   reference: (inputs, _a, out) => mapBroadcast(inputs, out.shape, (c, a, b) => (c !== 0 ? a : b)),
   jvp: ([, ta, tb], [c], y) => {

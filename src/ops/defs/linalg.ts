@@ -3,8 +3,8 @@ import { DTypeError, ShapeError } from '../../errors';
 import { broadcastShapes, fmt, sizeOf, stridesOf } from '../../shape';
 import type { Attrs, Tensor } from '../../tensor';
 import * as o from '../api';
-import { defineOp } from '../registry';
 import { forEachBroadcast } from '../reference-utils';
+import { defineOp } from '../registry';
 
 /** (rows, cols) of op(x) for a matrix operand. */
 function dims(shape: readonly number[], trans: boolean): [number, number] {
@@ -23,7 +23,9 @@ defineOp({
     const [m, k] = dims(a.shape, attrs.transA as boolean);
     const [k2, n] = dims(b.shape, attrs.transB as boolean);
     if (k !== k2)
-      throw new ShapeError(`matmul: inner dimensions differ (${k} vs ${k2}) for shapes ${fmt(a.shape)} and ${fmt(b.shape)}`);
+      throw new ShapeError(
+        `matmul: inner dimensions differ (${k} vs ${k2}) for shapes ${fmt(a.shape)} and ${fmt(b.shape)}`,
+      );
     const batch = broadcastShapes('matmul', a.shape.slice(0, -2), b.shape.slice(0, -2));
     return { shape: [...batch, m, n], dtype: a.dtype };
   },
@@ -88,7 +90,11 @@ defineOp({
 });
 
 /** Visits each 1-D lane along `axis`: calls f(offset, stride, length). */
-function lanes(shape: readonly number[], axis: number, f: (base: number, stride: number, len: number) => void) {
+function lanes(
+  shape: readonly number[],
+  axis: number,
+  f: (base: number, stride: number, len: number) => void,
+) {
   const len = shape[axis];
   const inner = sizeOf(shape.slice(axis + 1));
   const outer = sizeOf(shape.slice(0, axis));

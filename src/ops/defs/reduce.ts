@@ -3,8 +3,8 @@ import { DTypeError, ShapeError } from '../../errors';
 import { fmt, type Shape } from '../../shape';
 import type { Attrs, Tensor } from '../../tensor';
 import * as o from '../api';
-import { defineOp, type TensorInfo } from '../registry';
 import { reduceAxes } from '../reference-utils';
+import { defineOp, type TensorInfo } from '../registry';
 
 const axesOf = (attrs: Attrs) => attrs.axes as number[];
 const keptShape = (shape: Shape, axes: readonly number[]) => shape.map((d, i) => (axes.includes(i) ? 1 : d));
@@ -14,7 +14,9 @@ function reducedInfo(name: string) {
     const axes = axesOf(attrs);
     const shape = attrs.keepdims ? keptShape(x.shape, axes) : x.shape.filter((_, i) => !axes.includes(i));
     if (name !== 'sum' && axes.some((a) => x.shape[a] === 0))
-      throw new ShapeError(`${name}: cannot reduce over an empty axis of shape ${fmt(x.shape)} (no identity)`);
+      throw new ShapeError(
+        `${name}: cannot reduce over an empty axis of shape ${fmt(x.shape)} (no identity)`,
+      );
     return { shape, dtype: x.dtype };
   };
 }
@@ -27,7 +29,8 @@ defineOp({
   kind: 'reduce',
   infer: reducedInfo('sum'),
   reference: ([x], attrs) => reduceAxes(x, axesOf(attrs), 0, (a, v) => a + v),
-  jvp: ([t], _x, y, attrs) => (t && y.dtype === 'float32' ? o.sum(t, axesOf(attrs), attrs.keepdims as boolean) : null),
+  jvp: ([t], _x, y, attrs) =>
+    t && y.dtype === 'float32' ? o.sum(t, axesOf(attrs), attrs.keepdims as boolean) : null,
   vjp: (ct, [x], _y, attrs) => [x.dtype === 'float32' ? o.broadcastTo(kept(ct, x, attrs), x.shape) : null],
 });
 
@@ -42,10 +45,16 @@ function extremum(name: string, init: number, pick: (a: number, b: number) => nu
     kind: 'reduce',
     infer: reducedInfo(name),
     reference: ([x], attrs) =>
-      reduceAxes(x, axesOf(attrs), init, (a, v) => (Number.isNaN(a) || Number.isNaN(v) ? Number.NaN : pick(a, v))),
+      reduceAxes(x, axesOf(attrs), init, (a, v) =>
+        Number.isNaN(a) || Number.isNaN(v) ? Number.NaN : pick(a, v),
+      ),
     jvp: ([t], [x], y, attrs) =>
-      t && y.dtype === 'float32' ? o.sum(o.mul(t, share(x, y, attrs)), axesOf(attrs), attrs.keepdims as boolean) : null,
-    vjp: (ct, [x], y, attrs) => [x.dtype === 'float32' ? o.mul(kept(ct, x, attrs), share(x, y, attrs)) : null],
+      t && y.dtype === 'float32'
+        ? o.sum(o.mul(t, share(x, y, attrs)), axesOf(attrs), attrs.keepdims as boolean)
+        : null,
+    vjp: (ct, [x], y, attrs) => [
+      x.dtype === 'float32' ? o.mul(kept(ct, x, attrs), share(x, y, attrs)) : null,
+    ],
   });
 }
 extremum('max', Number.NEGATIVE_INFINITY, Math.max);
@@ -57,7 +66,8 @@ defineOp({
   infer: ([x], attrs) => {
     const axis = attrs.axis as number;
     if (x.shape[axis] === 0) throw new ShapeError(`argmax: axis ${axis} of shape ${fmt(x.shape)} is empty`);
-    if (x.dtype !== 'float32' && x.dtype !== 'int32') throw new DTypeError(`argmax: unsupported dtype ${x.dtype}`);
+    if (x.dtype !== 'float32' && x.dtype !== 'int32')
+      throw new DTypeError(`argmax: unsupported dtype ${x.dtype}`);
     return { shape: x.shape.filter((_, i) => i !== axis), dtype: 'int32' };
   },
   reference: ([x], attrs) => {

@@ -1,11 +1,12 @@
 /** Data-movement primitives: reshape, transpose, broadcastTo, slice, pad, concat, gather, scatterAdd. */
+
+import { zeros } from '../../creation';
 import { DTypeError, ShapeError, ValueError } from '../../errors';
 import { broadcastShapes, broadcastStrides, fmt, type Shape, shapeEq, sizeOf, stridesOf } from '../../shape';
 import type { Attrs, Tensor } from '../../tensor';
-import { zeros } from '../../creation';
 import * as o from '../api';
-import { defineOp, type TensorInfo } from '../registry';
 import { forEachFlat, stridedCopy } from '../reference-utils';
+import { defineOp, type TensorInfo } from '../registry';
 
 const num = (attrs: Attrs, k: string) => attrs[k] as number[];
 
@@ -15,7 +16,9 @@ defineOp({
   infer: ([x], attrs) => {
     const shape = num(attrs, 'shape');
     if (shape.some((d) => !Number.isInteger(d) || d < 0) || sizeOf(shape) !== sizeOf(x.shape))
-      throw new ShapeError(`reshape: cannot reshape ${fmt(x.shape)} (${sizeOf(x.shape)} elements) to ${fmt(shape)}`);
+      throw new ShapeError(
+        `reshape: cannot reshape ${fmt(x.shape)} (${sizeOf(x.shape)} elements) to ${fmt(shape)}`,
+      );
     return { shape, dtype: x.dtype };
   },
   reference: ([x]) => x.data.slice(),
@@ -29,7 +32,10 @@ defineOp({
   infer: ([x], attrs) => {
     const perm = num(attrs, 'perm');
     const ok = perm.length === x.shape.length && [...perm].sort((a, b) => a - b).every((p, i) => p === i);
-    if (!ok) throw new ShapeError(`transpose: perm ${fmt(perm)} is not a permutation of the axes of ${fmt(x.shape)}`);
+    if (!ok)
+      throw new ShapeError(
+        `transpose: perm ${fmt(perm)} is not a permutation of the axes of ${fmt(x.shape)}`,
+      );
     return { shape: perm.map((p) => x.shape[p]), dtype: x.dtype };
   },
   reference: ([x], attrs, out) => {
@@ -78,8 +84,18 @@ defineOp({
     const bad =
       begin.length !== x.shape.length ||
       size.length !== x.shape.length ||
-      begin.some((b, i) => !Number.isInteger(b) || !Number.isInteger(size[i]) || b < 0 || size[i] < 0 || b + size[i] > x.shape[i]);
-    if (bad) throw new ShapeError(`slice: begin ${fmt(begin)} size ${fmt(size)} out of bounds for shape ${fmt(x.shape)}`);
+      begin.some(
+        (b, i) =>
+          !Number.isInteger(b) ||
+          !Number.isInteger(size[i]) ||
+          b < 0 ||
+          size[i] < 0 ||
+          b + size[i] > x.shape[i],
+      );
+    if (bad)
+      throw new ShapeError(
+        `slice: begin ${fmt(begin)} size ${fmt(size)} out of bounds for shape ${fmt(x.shape)}`,
+      );
     return { shape: size, dtype: x.dtype };
   },
   reference: ([x], attrs, out) => {
@@ -91,7 +107,12 @@ defineOp({
   vjp: (ct, [x], _y, attrs) => {
     const begin = num(attrs, 'begin');
     const size = num(attrs, 'size');
-    return [o.pad(ct, x.shape.map((d, i) => [begin[i], d - begin[i] - size[i]] as [number, number]))];
+    return [
+      o.pad(
+        ct,
+        x.shape.map((d, i) => [begin[i], d - begin[i] - size[i]] as [number, number]),
+      ),
+    ];
   },
 });
 
@@ -100,7 +121,10 @@ defineOp({
   kind: 'shape',
   infer: ([x], attrs) => {
     const pads = attrs.pads as [number, number][];
-    if (pads.length !== x.shape.length || pads.some(([a, b]) => !Number.isInteger(a) || !Number.isInteger(b) || a < 0 || b < 0))
+    if (
+      pads.length !== x.shape.length ||
+      pads.some(([a, b]) => !Number.isInteger(a) || !Number.isInteger(b) || a < 0 || b < 0)
+    )
       throw new ShapeError(`pad: paddings ${JSON.stringify(pads)} do not fit shape ${fmt(x.shape)}`);
     return { shape: x.shape.map((d, i) => d + pads[i][0] + pads[i][1]), dtype: x.dtype };
   },
@@ -115,7 +139,13 @@ defineOp({
     return res;
   },
   jvp: ([t], _x, _y, attrs) => (t ? o.pad(t, attrs.pads as [number, number][]) : null),
-  vjp: (ct, [x], _y, attrs) => [o.slice(ct, (attrs.pads as [number, number][]).map((p) => p[0]), [...x.shape])],
+  vjp: (ct, [x], _y, attrs) => [
+    o.slice(
+      ct,
+      (attrs.pads as [number, number][]).map((p) => p[0]),
+      [...x.shape],
+    ),
+  ],
 });
 
 defineOp({
@@ -125,9 +155,12 @@ defineOp({
     const axis = attrs.axis as number;
     const first = inputs[0];
     for (const t of inputs) {
-      if (t.dtype !== first.dtype) throw new DTypeError(`concat: dtypes ${first.dtype} and ${t.dtype} differ`);
+      if (t.dtype !== first.dtype)
+        throw new DTypeError(`concat: dtypes ${first.dtype} and ${t.dtype} differ`);
       if (t.shape.length !== first.shape.length || t.shape.some((d, i) => i !== axis && d !== first.shape[i]))
-        throw new ShapeError(`concat: shapes ${fmt(first.shape)} and ${fmt(t.shape)} differ outside axis ${axis}`);
+        throw new ShapeError(
+          `concat: shapes ${fmt(first.shape)} and ${fmt(t.shape)} differ outside axis ${axis}`,
+        );
     }
     const shape = [...first.shape];
     shape[axis] = inputs.reduce((a, t) => a + t.shape[axis], 0);
@@ -184,7 +217,8 @@ defineOp({
     const res = new Float64Array(sizeOf(out.shape));
     for (let j = 0; j < n; j++) {
       const k = idx.data[j];
-      if (k < 0 || k >= len) throw new ValueError(`gather: index ${k} is out of range for an axis of size ${len}`);
+      if (k < 0 || k >= len)
+        throw new ValueError(`gather: index ${k} is out of range for an axis of size ${len}`);
       for (let p = 0; p < outer; p++)
         for (let q = 0; q < inner; q++) res[(p * n + j) * inner + q] = x.data[(p * len + k) * inner + q];
     }
@@ -204,8 +238,13 @@ defineOp({
     const axis = attrs.axis as number;
     const k = idx.shape.length;
     if (!shapeEq(u.shape.slice(axis, axis + k), idx.shape))
-      throw new ShapeError(`scatterAdd: updates ${fmt(u.shape)} do not match indices ${fmt(idx.shape)} at axis ${axis}`);
-    return { shape: [...u.shape.slice(0, axis), attrs.dimSize as number, ...u.shape.slice(axis + k)], dtype: u.dtype };
+      throw new ShapeError(
+        `scatterAdd: updates ${fmt(u.shape)} do not match indices ${fmt(idx.shape)} at axis ${axis}`,
+      );
+    return {
+      shape: [...u.shape.slice(0, axis), attrs.dimSize as number, ...u.shape.slice(axis + k)],
+      dtype: u.dtype,
+    };
   },
   reference: ([u, idx], attrs, out) => {
     const axis = attrs.axis as number;
@@ -214,13 +253,15 @@ defineOp({
     const res = new Float64Array(sizeOf(out.shape));
     for (let j = 0; j < n; j++) {
       const k = idx.data[j];
-      if (k < 0 || k >= len) throw new ValueError(`scatterAdd: index ${k} is out of range for an axis of size ${len}`);
+      if (k < 0 || k >= len)
+        throw new ValueError(`scatterAdd: index ${k} is out of range for an axis of size ${len}`);
       for (let p = 0; p < outer; p++)
         for (let q = 0; q < inner; q++) res[(p * len + k) * inner + q] += u.data[(p * n + j) * inner + q];
     }
     return res;
   },
-  jvp: ([t], [, idx], _y, attrs) => (t ? o.scatterAdd(t, idx, attrs.axis as number, attrs.dimSize as number) : null),
+  jvp: ([t], [, idx], _y, attrs) =>
+    t ? o.scatterAdd(t, idx, attrs.axis as number, attrs.dimSize as number) : null,
   vjp: (ct, [, idx], _y, attrs) => [o.gather(ct, idx, attrs.axis as number), null],
 });
 

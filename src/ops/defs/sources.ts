@@ -30,6 +30,8 @@ defineOp({
   kind: 'source',
   infer: (_inputs, attrs) => ({ shape: attrs.shape as number[], dtype: attrs.dtype as DType }),
   reference: (_inputs, attrs) => {
-    throw new ConcretizationError(`input ${String(attrs.index)} is symbolic: its value exists only when the plan runs`);
+    throw new ConcretizationError(
+      `input ${String(attrs.index)} is symbolic: its value exists only when the plan runs`,
+    );
   },
 });
