@@ -19,6 +19,8 @@ export {
   ValueError,
 } from './errors';
 export { type GNode, Graph } from './graph/graph';
+export * as io from './io/index';
+export * as nn from './nn/index';
 export {
   abs,
   add,
@@ -70,6 +72,7 @@ export {
   transpose,
   where,
 } from './ops/api';
+export * as optim from './optim/index';
 export * as random from './random';
 export { type InitOptions, init, memoryStats } from './runtime/init';
 export { type Jitted, jit, trace } from './runtime/jit';
