@@ -8,10 +8,13 @@
 
 import { fma4 } from './math';
 
-export const MR: i32 = 6;
+// FMA (relaxed) needs no temporary per update, so 6×8 (12 accumulators) fits V8's 15 usable
+// xmm registers; mul+add needs one more, so the plain SIMD build uses 5×8.
+const MR_PLAIN: i32 = 5;
+export const MR: i32 = ASC_FEATURE_RELAXED_SIMD ? 6 : MR_PLAIN;
 export const NR: i32 = 8;
 export const KC: i32 = 256;
-export const MC: i32 = 96;
+export const MC: i32 = 240;
 export const NC: i32 = 2048;
 
 @inline function roundUp(x: i32, m: i32): i32 {
@@ -60,10 +63,12 @@ function micro(kc: i32, pa: usize, pb: usize, c: usize, ldc: usize, acc: bool): 
     a = v128.load32_splat(pa, 12);
     c30 = fma4(a, b0, c30);
     c31 = fma4(a, b1, c31);
-    if (MR == 6) {
+    if (MR >= 5) {
       a = v128.load32_splat(pa, 16);
       c40 = fma4(a, b0, c40);
       c41 = fma4(a, b1, c41);
+    }
+    if (MR >= 6) {
       a = v128.load32_splat(pa, 20);
       c50 = fma4(a, b0, c50);
       c51 = fma4(a, b1, c51);
@@ -75,10 +80,8 @@ function micro(kc: i32, pa: usize, pb: usize, c: usize, ldc: usize, acc: bool): 
   storeRow(c + ldc, c10, c11, acc);
   storeRow(c + 2 * ldc, c20, c21, acc);
   storeRow(c + 3 * ldc, c30, c31, acc);
-  if (MR == 6) {
-    storeRow(c + 4 * ldc, c40, c41, acc);
-    storeRow(c + 5 * ldc, c50, c51, acc);
-  }
+  if (MR >= 5) storeRow(c + 4 * ldc, c40, c41, acc);
+  if (MR >= 6) storeRow(c + 5 * ldc, c50, c51, acc);
 }
 
 // ---- packing ---------------------------------------------------------------------
@@ -113,6 +116,7 @@ function packA(a: usize, lda: i32, transA: bool, i0: i32, mc: i32, k0: i32, kc: 
         const s = a + ((<usize>(k0 + k) * <usize>lda + <usize>(i0 + p * MR)) << 2);
         if (rows == MR) {
           v128.store(d, v128.load(s));
+          if (MR == 5) store<f32>(d, load<f32>(s, 16), 16);
           if (MR == 6) store<u64>(d, load<u64>(s, 16), 16);
         } else {
           for (let r = 0; r < MR; r++) store<f32>(d + (<usize>r << 2), r < rows ? load<f32>(s + (<usize>r << 2)) : 0);
