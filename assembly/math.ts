@@ -59,9 +59,9 @@
   const small = f32x4.lt(x, f32x4.splat(1.17549435e-38));
   const xs = vsel(f32x4.mul(x, f32x4.splat(8388608.0)), x, small);
   const eadj = v128.and(small, f32x4.splat(-23.0));
-  const e = i32x4.sub(i32x4.shr_u(xs, 23), i32x4.splat(126));
+  const e = i32x4.sub(v128.and(i32x4.shr_u(xs, 23), i32x4.splat(0xff)), i32x4.splat(126));
   let m = v128.or(v128.and(xs, i32x4.splat(0x007fffff)), i32x4.splat(0x3f000000));
-  let ef = f32x4.add(f32x4.convert_i32x4_s(v128.and(e, i32x4.splat(0xff))), eadj);
+  let ef = f32x4.add(f32x4.convert_i32x4_s(e), eadj);
   const lt = f32x4.lt(m, f32x4.splat(0.707106781186547524));
   ef = f32x4.sub(ef, v128.and(lt, f32x4.splat(1.0)));
   m = f32x4.sub(f32x4.add(m, v128.and(lt, m)), f32x4.splat(1.0));

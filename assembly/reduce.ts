@@ -206,7 +206,12 @@ const BLOCK: i32 = 1024;
   return vsel(m, f32x4.splat(0.0), f32x4.lt(f32x4.abs(m), f32x4.splat(Infinity)));
 }
 
-export function rowLogSumExp(x: usize, n: i32): f32 {
+/** Shift (row max, or 0 when that is not finite) and Σ exp(x - shift) of the last rowMaxSumExp call. */
+export let rowShift: f32 = 0;
+export let rowSum: f32 = 0;
+
+/** Computes rowShift and rowSum for a contiguous row (globals are per instance, so thread-safe). */
+export function rowMaxSumExp(x: usize, n: i32): void {
   const m = <f32>rowReduceF(R_MAX, x, n);
   const ms = f32x4.extract_lane(lseShift(f32x4.splat(m)), 0);
   const mv = f32x4.splat(ms);
@@ -224,8 +229,17 @@ export function rowLogSumExp(x: usize, n: i32): f32 {
     s1 = f32x4.add(s1, v128.and(e, i32x4.lt_s(lane, i32x4.splat(n - i))));
   }
   const s = f32x4.add(s0, s1);
-  const tot = f32x4.extract_lane(s, 0) + f32x4.extract_lane(s, 1) + (f32x4.extract_lane(s, 2) + f32x4.extract_lane(s, 3));
-  return ms + f32x4.extract_lane(vlog(f32x4.splat(tot)), 0);
+  rowShift = ms;
+  rowSum = f32x4.extract_lane(s, 0) + f32x4.extract_lane(s, 1) + (f32x4.extract_lane(s, 2) + f32x4.extract_lane(s, 3));
+}
+
+@inline export function logf(x: f32): f32 {
+  return f32x4.extract_lane(vlog(f32x4.splat(x)), 0);
+}
+
+export function rowLogSumExp(x: usize, n: i32): f32 {
+  rowMaxSumExp(x, n);
+  return rowShift + logf(rowSum);
 }
 
 @inline function colLse(x: usize, len: i32, rs: usize, out: usize, width: i32): void {

@@ -3,9 +3,9 @@
 
 import { vexp } from './math';
 import { loadPart, storePart } from './ops';
-import { rowLogSumExp } from './reduce';
+import { rowMaxSumExp, rowShift, rowSum, logf } from './reduce';
 
-/** out[j] = exp(x[j] - shift) * scale (or x[j] - shift when logMode) */
+/** out[j] = exp(x[j] - shift) * scale, or (x[j] - shift) - scale when logMode */
 @inline function expShiftScale(x: usize, out: usize, n: i32, shift: f32, scale: f32, logMode: bool): void {
   const sv = f32x4.splat(shift);
   const kv = f32x4.splat(scale);
@@ -13,12 +13,12 @@ import { rowLogSumExp } from './reduce';
   for (; i + 4 <= n; i += 4) {
     const p = <usize>i << 2;
     const d = f32x4.sub(v128.load(x + p), sv);
-    v128.store(out + p, logMode ? d : f32x4.mul(vexp(d), kv));
+    v128.store(out + p, logMode ? f32x4.sub(d, kv) : f32x4.mul(vexp(d), kv));
   }
   if (i < n) {
     const p = <usize>i << 2;
     const d = f32x4.sub(loadPart(x + p, n - i), sv);
-    storePart(out + p, logMode ? d : f32x4.mul(vexp(d), kv), n - i);
+    storePart(out + p, logMode ? f32x4.sub(d, kv) : f32x4.mul(vexp(d), kv), n - i);
   }
 }
 
@@ -26,9 +26,10 @@ import { rowLogSumExp } from './reduce';
 export function softmaxRows(x: usize, out: usize, rows: i32, cols: i32, logMode: i32): void {
   for (let r = 0; r < rows; r++) {
     const off = (<usize>r * <usize>cols) << 2;
-    const lse = rowLogSumExp(x + off, cols);
-    // exp(x - lse) is stable: x - lse <= 0
-    expShiftScale(x + off, out + off, cols, lse, 1.0, logMode != 0);
+    // x - max is exact for nearby values, so large offsets cost no accuracy
+    rowMaxSumExp(x + off, cols);
+    const log = logMode != 0;
+    expShiftScale(x + off, out + off, cols, rowShift, log ? logf(rowSum) : 1.0 / rowSum, log);
   }
 }
 
@@ -105,12 +106,14 @@ export function softmaxBackwardRows(y: usize, dy: usize, dx: usize, rows: i32, c
 export function softmaxXentForward(logits: usize, labels: usize, loss: usize, probs: usize, rows: i32, cols: i32): void {
   for (let r = 0; r < rows; r++) {
     const off = (<usize>r * <usize>cols) << 2;
-    const lse = rowLogSumExp(logits + off, cols);
+    rowMaxSumExp(logits + off, cols);
+    const shift = rowShift;
+    const s = rowSum;
     const lab = load<i32>(labels + (<usize>r << 2));
     const valid = lab >= 0 && lab < cols;
     const xl = valid ? load<f32>(logits + off + (<usize>lab << 2)) : NaN;
-    if (loss != 0) store<f32>(loss + (<usize>r << 2), lse - xl);
-    if (probs != 0) expShiftScale(logits + off, probs + off, cols, lse, 1.0, false);
+    if (loss != 0) store<f32>(loss + (<usize>r << 2), (shift - xl) + logf(s));
+    if (probs != 0) expShiftScale(logits + off, probs + off, cols, shift, 1.0 / s, false);
   }
 }
 
@@ -125,10 +128,10 @@ export function softmaxXentBackward(
 ): void {
   for (let r = 0; r < rows; r++) {
     const off = (<usize>r * <usize>cols) << 2;
-    const lse = rowLogSumExp(logits + off, cols);
+    rowMaxSumExp(logits + off, cols);
     const gr: f32 = g != 0 ? load<f32>(g + ((<usize>r * <usize>gStride) << 2)) : 1.0;
     const k = gr * scale;
-    expShiftScale(logits + off, dlogits + off, cols, lse, k, false);
+    expShiftScale(logits + off, dlogits + off, cols, rowShift, k / rowSum, false);
     const lab = load<i32>(labels + (<usize>r << 2));
     if (lab >= 0 && lab < cols) {
       const p = dlogits + off + (<usize>lab << 2);
