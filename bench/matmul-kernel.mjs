@@ -23,7 +23,9 @@ function alloc(n) {
   return p;
 }
 
-console.log(`build ${name}; MR=${k.matmulParam(0)} NR=${k.matmulParam(1)} KC=${k.matmulParam(2)} MC=${k.matmulParam(3)} NC=${k.matmulParam(4)}`);
+console.log(
+  `build ${name}; MR=${k.matmulParam(0)} NR=${k.matmulParam(1)} KC=${k.matmulParam(2)} MC=${k.matmulParam(3)} NC=${k.matmulParam(4)}`,
+);
 for (const n of sizes) {
   const a = alloc(n * n * 4);
   const b = alloc(n * n * 4);

@@ -50,7 +50,13 @@ function randShape(r: () => number, nd: number, maxDim = 6): number[] {
 }
 
 /** |got - want| <= atol + rtol*|want|, with nan/inf matched exactly. */
-function expectClose(got: ArrayLike<number>, want: ArrayLike<number>, rtol = 2e-6, atol = 1e-6, what = ''): void {
+function expectClose(
+  got: ArrayLike<number>,
+  want: ArrayLike<number>,
+  rtol = 2e-6,
+  atol = 1e-6,
+  what = '',
+): void {
   expect(got.length, `${what} length`).toBe(want.length);
   let worst = 0;
   let worstAt = -1;
@@ -71,7 +77,10 @@ function expectClose(got: ArrayLike<number>, want: ArrayLike<number>, rtol = 2e-
       worstAt = i;
     }
   }
-  if (worst > 1) throw new Error(`${what}[${worstAt}]: got ${got[worstAt]}, want ${want[worstAt]} (err ${worst.toFixed(2)}x tol)`);
+  if (worst > 1)
+    throw new Error(
+      `${what}[${worstAt}]: got ${got[worstAt]}, want ${want[worstAt]} (err ${worst.toFixed(2)}x tol)`,
+    );
 }
 
 /** Index helper: flat index -> multi index. */
@@ -198,7 +207,8 @@ describe.each(builds)('kernels ($name)', ({ relaxed }) => {
     expect(k.relaxed).toBe(relaxed);
   });
 
-  const put = (data: Float32Array | Int32Array | number[]) => k.upload(data instanceof Array ? new Float32Array(data) : data);
+  const put = (data: Float32Array | Int32Array | number[]) =>
+    k.upload(Array.isArray(data) ? new Float32Array(data) : data);
   const getF = (p: number, n: number) => Float32Array.from(k.f32(p, n));
   const getI = (p: number, n: number) => Int32Array.from(k.i32(p, n));
 
@@ -266,7 +276,11 @@ describe.each(builds)('kernels ($name)', ({ relaxed }) => {
       expectClose(getF(p, x.length), want, 1e-6, 0, name);
       k.free(p);
     };
-    check('exp', [100, -200, Infinity, -Infinity, NaN, 0, 88.7], [Infinity, 0, Infinity, 0, NaN, 1, f32(Math.exp(f32(88.7)))]);
+    check(
+      'exp',
+      [100, -200, Infinity, -Infinity, NaN, 0, 88.7],
+      [Infinity, 0, Infinity, 0, NaN, 1, f32(Math.exp(f32(88.7)))],
+    );
     check('log', [0, -1, Infinity, NaN, 1, -0], [-Infinity, NaN, Infinity, NaN, 0, -Infinity]);
     check('log1p', [-1, -2, Infinity, 0, 1e-10], [-Infinity, NaN, Infinity, 0, 1e-10]);
     check('sigmoid', [100, -100, 0, Infinity, -Infinity], [1, 0, 0.5, 1, 0]);
@@ -305,9 +319,18 @@ describe.each(builds)('kernels ($name)', ({ relaxed }) => {
       [[], [5]],
       [[], []],
       [[0, 3], [3]],
-      [[4, 1, 3], [5, 1]],
-      [[2, 3, 4, 5], [3, 1, 5]],
-      [[6, 1], [1, 9]],
+      [
+        [4, 1, 3],
+        [5, 1],
+      ],
+      [
+        [2, 3, 4, 5],
+        [3, 1, 5],
+      ],
+      [
+        [6, 1],
+        [1, 9],
+      ],
     ];
     for (let t = 0; t < 12; t++) {
       const nd = 1 + Math.floor(r() * 6);
@@ -374,7 +397,9 @@ describe.each(builds)('kernels ($name)', ({ relaxed }) => {
     const rb = broadcastRead(B, bs, os);
     for (const [name, ref] of Object.entries(intBinaryRef)) {
       k.binaryBroadcast(BinaryOp[name as keyof typeof BinaryOp], pa, as, pb, bs, po);
-      expect(Array.from(getI(po, size(os))), name).toEqual(Array.from({ length: size(os) }, (_, i) => ref(ra(i), rb(i))));
+      expect(Array.from(getI(po, size(os))), name).toEqual(
+        Array.from({ length: size(os) }, (_, i) => ref(ra(i), rb(i))),
+      );
     }
   });
 
@@ -398,7 +423,9 @@ describe.each(builds)('kernels ($name)', ({ relaxed }) => {
       const rc = broadcastRead(C, cs!, os);
       const ra = broadcastRead(A, as!, os);
       const rb = broadcastRead(B, bs!, os);
-      expect(Array.from(getF(po, size(os)))).toEqual(Array.from({ length: size(os) }, (_, i) => (rc(i) ? ra(i) : rb(i))));
+      expect(Array.from(getF(po, size(os)))).toEqual(
+        Array.from({ length: size(os) }, (_, i) => (rc(i) ? ra(i) : rb(i))),
+      );
     }
   });
 
@@ -481,7 +508,13 @@ describe.each(builds)('kernels ($name)', ({ relaxed }) => {
       for (const [name, f, tol] of refs) {
         if (name === 'prod' && len > 20) continue;
         k.reduce(ReduceOp[name], px, po, outer, len, inner);
-        expectClose(getF(po, n), refReduce(f).map(f32), tol, 1e-5 * Math.sqrt(len + 1), `${name} ${[outer, len, inner]}`);
+        expectClose(
+          getF(po, n),
+          refReduce(f).map(f32),
+          tol,
+          1e-5 * Math.sqrt(len + 1),
+          `${name} ${[outer, len, inner]}`,
+        );
       }
       if (len > 0) {
         k.reduce(ReduceOp.argmax, px, po, outer, len, inner);
@@ -832,7 +865,9 @@ describe.each(builds)('kernels ($name)', ({ relaxed }) => {
       const rb = broadcastRead(Bv, bs, shape);
       const rc = broadcastRead(Cv, cs, shape);
       const w1 = Array.from({ length: n }, (_, i) => Math.tanh(f32(f32(rx(i) * 0.75) + rb(i))));
-      const w2 = Array.from({ length: n }, (_, i) => (rx(i) > rc(i) ? Math.exp(-f32(rx(i) * rx(i))) : 2 - rc(i)));
+      const w2 = Array.from({ length: n }, (_, i) =>
+        rx(i) > rc(i) ? Math.exp(-f32(rx(i) * rx(i))) : 2 - rc(i),
+      );
       expectClose(getF(po1, n), w1, 3e-6, 1e-7, `fused y1 ${shape}`);
       expectClose(getF(po2, n), w2, 2e-6, 1e-7, `fused y2 ${shape}`);
       const g1 = getF(po1, n);

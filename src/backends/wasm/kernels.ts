@@ -184,7 +184,15 @@ export interface KernelExports {
     rows: number,
     cols: number,
   ): void;
-  gather(x: number, idx: number, out: number, outer: number, axisLen: number, inner: number, nIdx: number): void;
+  gather(
+    x: number,
+    idx: number,
+    out: number,
+    outer: number,
+    axisLen: number,
+    inner: number,
+    nIdx: number,
+  ): void;
   scatterAdd(
     src: number,
     idx: number,
@@ -242,7 +250,9 @@ export function broadcastShapes(...shapes: ReadonlyArray<readonly number[]>): nu
       const v = s[i]!;
       if (out[d] === 1) out[d] = v;
       else if (v !== 1 && v !== out[d]) {
-        throw new RangeError(`adjoint: shapes ${shapes.map((x) => `[${x.join(', ')}]`).join(' and ')} do not broadcast`);
+        throw new RangeError(
+          `adjoint: shapes ${shapes.map((x) => `[${x.join(', ')}]`).join(' and ')} do not broadcast`,
+        );
       }
     }
   }
@@ -310,7 +320,12 @@ export interface MatmulArgs {
   transB?: boolean;
   accumulate?: boolean;
   /** Batch dims (<= 4 after coalescing) with element strides per operand (0 = broadcast). */
-  batch?: { shape: readonly number[]; strideA: readonly number[]; strideB: readonly number[]; strideC: readonly number[] };
+  batch?: {
+    shape: readonly number[];
+    strideA: readonly number[];
+    strideB: readonly number[];
+    strideC: readonly number[];
+  };
   m0?: number;
   m1?: number;
   /** Scratch of matmulScratchBytes(M, N, K) bytes; allocated and freed per call when absent. */
@@ -373,7 +388,15 @@ export class Kernels {
     this.exports.unary(op, x, out, n);
   }
   /** Same-size elementwise binary; aScalar/bScalar read one element and broadcast it. */
-  binary(op: BinaryOpCode, a: number, b: number, out: number, n: number, aScalar = false, bScalar = false): void {
+  binary(
+    op: BinaryOpCode,
+    a: number,
+    b: number,
+    out: number,
+    n: number,
+    aScalar = false,
+    bScalar = false,
+  ): void {
     this.exports.binary(op, a, aScalar ? 0 : 1, b, bScalar ? 0 : 1, out, n);
   }
 
@@ -519,10 +542,26 @@ export class Kernels {
   }
 
   // ---- indexing ----
-  gather(x: number, idx: number, out: number, outer: number, axisLen: number, inner: number, nIdx: number): void {
+  gather(
+    x: number,
+    idx: number,
+    out: number,
+    outer: number,
+    axisLen: number,
+    inner: number,
+    nIdx: number,
+  ): void {
     this.exports.gather(x, idx, out, outer, axisLen, inner, nIdx);
   }
-  scatterAdd(src: number, idx: number, out: number, outer: number, axisLen: number, inner: number, nIdx: number): void {
+  scatterAdd(
+    src: number,
+    idx: number,
+    out: number,
+    outer: number,
+    axisLen: number,
+    inner: number,
+    nIdx: number,
+  ): void {
     this.exports.scatterAdd(src, idx, out, outer, axisLen, inner, nIdx);
   }
   oneHot(idx: number, out: number, n: number, depth: number, on = 1, off = 0): void {
@@ -542,7 +581,9 @@ export class Kernels {
       const bt = args.batch;
       const cb = coalesce(bt.shape, [bt.strideA, bt.strideB, bt.strideC]);
       if (cb.shape.length > MATMUL_BATCH_DIMS) {
-        throw new RangeError(`adjoint: matmul supports at most ${MATMUL_BATCH_DIMS} batch dims after coalescing`);
+        throw new RangeError(
+          `adjoint: matmul supports at most ${MATMUL_BATCH_DIMS} batch dims after coalescing`,
+        );
       }
       if (cb.shape.length > 0) {
         const w = this.allocator.i32(this.desc, 17);
@@ -653,7 +694,8 @@ export class FusedProgramBuilder {
   private inputOf = new Map<number, number>();
 
   constructor(shape: readonly number[]) {
-    if (shape.length > MAX_DIMS) throw new RangeError(`adjoint: fused programs support up to ${MAX_DIMS} dims`);
+    if (shape.length > MAX_DIMS)
+      throw new RangeError(`adjoint: fused programs support up to ${MAX_DIMS} dims`);
     this.shape = [...shape];
   }
 
