@@ -31,8 +31,12 @@
 // ---- exp -----------------------------------------------------------------
 
 @inline export function vexp(x: v128): v128 {
-  const xc = f32x4.min(f32x4.max(x, f32x4.splat(-104.0)), f32x4.splat(88.8));
-  const n = f32x4.nearest(f32x4.mul(xc, f32x4.splat(1.44269504088896341)));
+  // pmin/pmax (single instructions) keep a nan x because x is the first operand
+  const xc = f32x4.pmin(f32x4.pmax(x, f32x4.splat(-104.0)), f32x4.splat(88.8));
+  // round-to-nearest via the 1.5·2^23 magic number: its low mantissa bits hold n as an integer
+  const magic = f32x4.splat(12582912.0);
+  const nm = f32x4.add(f32x4.mul(xc, f32x4.splat(1.44269504088896341)), magic);
+  const n = f32x4.sub(nm, magic);
   let r = f32x4.sub(xc, f32x4.mul(n, f32x4.splat(0.693359375)));
   r = f32x4.sub(r, f32x4.mul(n, f32x4.splat(-2.12194440e-4)));
   let p = poly(r, 1.9875691500e-4, 1.3981999507e-3);
@@ -42,7 +46,7 @@
   p = step(p, r, 5.0000001201e-1);
   const r2 = f32x4.mul(r, r);
   let y = f32x4.add(f32x4.add(f32x4.mul(r2, p), r), f32x4.splat(1.0));
-  const ni = i32x4.trunc_sat_f32x4_s(n);
+  const ni = i32x4.sub(nm, magic);
   const n1 = i32x4.shr_s(ni, 1);
   const n2 = i32x4.sub(ni, n1);
   const s1 = i32x4.shl(i32x4.add(n1, i32x4.splat(127)), 23);

@@ -2,7 +2,7 @@
 // out has outer*inner elements.
 
 import { vexp, vlog, vsel } from './math';
-import { loadPart } from './ops';
+import { loadPart, storePart } from './ops';
 
 export const R_SUM: i32 = 0;
 export const R_MEAN: i32 = 1;
@@ -210,27 +210,49 @@ const BLOCK: i32 = 1024;
 export let rowShift: f32 = 0;
 export let rowSum: f32 = 0;
 
-/** Computes rowShift and rowSum for a contiguous row (globals are per instance, so thread-safe). */
-export function rowMaxSumExp(x: usize, n: i32): void {
+@inline function maxSumExp(x: usize, n: i32, out: usize, keep: bool): void {
   const m = <f32>rowReduceF(R_MAX, x, n);
   const ms = f32x4.extract_lane(lseShift(f32x4.splat(m)), 0);
   const mv = f32x4.splat(ms);
   let s0 = f32x4.splat(0.0), s1 = f32x4.splat(0.0);
   let i = 0;
   for (; i + 8 <= n; i += 8) {
-    const p = x + (<usize>i << 2);
-    s0 = f32x4.add(s0, vexp(f32x4.sub(v128.load(p), mv)));
-    s1 = f32x4.add(s1, vexp(f32x4.sub(v128.load(p, 16), mv)));
+    const p = <usize>i << 2;
+    const e0 = vexp(f32x4.sub(v128.load(x + p), mv));
+    const e1 = vexp(f32x4.sub(v128.load(x + p, 16), mv));
+    if (keep) {
+      v128.store(out + p, e0);
+      v128.store(out + p, e1, 16);
+    }
+    s0 = f32x4.add(s0, e0);
+    s1 = f32x4.add(s1, e1);
   }
-  for (; i + 4 <= n; i += 4) s0 = f32x4.add(s0, vexp(f32x4.sub(v128.load(x + (<usize>i << 2)), mv)));
+  for (; i + 4 <= n; i += 4) {
+    const p = <usize>i << 2;
+    const e = vexp(f32x4.sub(v128.load(x + p), mv));
+    if (keep) v128.store(out + p, e);
+    s0 = f32x4.add(s0, e);
+  }
   if (i < n) {
+    const p = <usize>i << 2;
     const lane = i32x4(0, 1, 2, 3);
-    const e = vexp(f32x4.sub(loadPart(x + (<usize>i << 2), n - i), mv));
-    s1 = f32x4.add(s1, v128.and(e, i32x4.lt_s(lane, i32x4.splat(n - i))));
+    const e = v128.and(vexp(f32x4.sub(loadPart(x + p, n - i), mv)), i32x4.lt_s(lane, i32x4.splat(n - i)));
+    if (keep) storePart(out + p, e, n - i);
+    s1 = f32x4.add(s1, e);
   }
   const s = f32x4.add(s0, s1);
   rowShift = ms;
   rowSum = f32x4.extract_lane(s, 0) + f32x4.extract_lane(s, 1) + (f32x4.extract_lane(s, 2) + f32x4.extract_lane(s, 3));
+}
+
+/** Computes rowShift and rowSum for a contiguous row (globals are per instance, so thread-safe). */
+export function rowMaxSumExp(x: usize, n: i32): void {
+  maxSumExp(x, n, 0, false);
+}
+
+/** Same, also writing exp(x - rowShift) to out (may alias x). */
+export function rowMaxSumExpStore(x: usize, n: i32, out: usize): void {
+  maxSumExp(x, n, out, true);
 }
 
 @inline export function logf(x: f32): f32 {

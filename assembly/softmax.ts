@@ -3,7 +3,7 @@
 
 import { vexp } from './math';
 import { loadPart, storePart } from './ops';
-import { rowMaxSumExp, rowShift, rowSum, logf } from './reduce';
+import { rowMaxSumExp, rowMaxSumExpStore, rowShift, rowSum, logf } from './reduce';
 
 /** out[j] = exp(x[j] - shift) * scale, or (x[j] - shift) - scale when logMode */
 @inline function expShiftScale(x: usize, out: usize, n: i32, shift: f32, scale: f32, logMode: bool): void {
@@ -22,14 +22,25 @@ import { rowMaxSumExp, rowShift, rowSum, logf } from './reduce';
   }
 }
 
+@inline function scaleRow(p: usize, n: i32, k: f32): void {
+  const kv = f32x4.splat(k);
+  let i = 0;
+  for (; i + 4 <= n; i += 4) v128.store(p + (<usize>i << 2), f32x4.mul(v128.load(p + (<usize>i << 2)), kv));
+  for (; i < n; i++) store<f32>(p + (<usize>i << 2), load<f32>(p + (<usize>i << 2)) * k);
+}
+
 /** Row-wise softmax (logMode = 0) or logSoftmax (logMode = 1). out may alias x. */
 export function softmaxRows(x: usize, out: usize, rows: i32, cols: i32, logMode: i32): void {
   for (let r = 0; r < rows; r++) {
     const off = (<usize>r * <usize>cols) << 2;
     // x - max is exact for nearby values, so large offsets cost no accuracy
-    rowMaxSumExp(x + off, cols);
-    const log = logMode != 0;
-    expShiftScale(x + off, out + off, cols, rowShift, log ? logf(rowSum) : 1.0 / rowSum, log);
+    if (logMode != 0) {
+      rowMaxSumExp(x + off, cols);
+      expShiftScale(x + off, out + off, cols, rowShift, logf(rowSum), true);
+    } else {
+      rowMaxSumExpStore(x + off, cols, out + off);
+      scaleRow(out + off, cols, 1.0 / rowSum);
+    }
   }
 }
 
