@@ -1,0 +1,64 @@
+// Timing: warm up (wasm starts on V8's baseline tier), then time repetitions until a rep count
+// or a time budget is reached; report the median. Every timed call includes the readback.
+
+const now = () => performance.now();
+
+export function median(xs) {
+  const s = [...xs].sort((a, b) => a - b);
+  const m = s.length >> 1;
+  return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2;
+}
+
+/**
+ * opts: {
+ *   warmupRuns, warmupMs   — at least this many warm-up calls and this long (skipped when the first call is slow)
+ *   minReps, maxReps, budgetMs — timed reps: at least minReps, then until maxReps or budgetMs
+ *   hardCapMs              — never start a rep that would take the timed phase past this
+ *   slowMs, slowPolicy     — first call slower than slowMs: 'skip' (report it, no reps) or 'cold' (report it as the one rep)
+ *   checkRuns              — how many leading outputs to keep for the correctness check
+ * }
+ */
+export async function measure(run, opts) {
+  const outputs = [];
+  const keep = (out) => {
+    if (outputs.length < opts.checkRuns) outputs.push(out);
+  };
+  maybeGc();
+  let t = now();
+  keep(await run());
+  const firstMs = now() - t;
+  if (firstMs > opts.slowMs) {
+    return {
+      status: opts.slowPolicy === 'cold' ? 'cold' : 'skipped',
+      firstMs,
+      warmupRuns: 0,
+      times: opts.slowPolicy === 'cold' ? [firstMs] : [],
+      outputs,
+    };
+  }
+  let warmupRuns = 1;
+  const w0 = now() - firstMs;
+  if (firstMs < 1000) {
+    while (warmupRuns < 20 && (warmupRuns < opts.warmupRuns || now() - w0 < opts.warmupMs)) {
+      keep(await run());
+      warmupRuns++;
+    }
+  }
+  const times = [];
+  const start = now();
+  for (;;) {
+    const elapsed = now() - start;
+    if (times.length >= opts.maxReps) break;
+    if (times.length >= opts.minReps && elapsed >= opts.budgetMs) break;
+    if (times.length >= 1 && elapsed + median(times) > opts.hardCapMs) break;
+    t = now();
+    const out = await run();
+    times.push(now() - t);
+    keep(out);
+  }
+  return { status: 'ok', firstMs, warmupRuns, times, outputs };
+}
+
+function maybeGc() {
+  if (typeof globalThis.gc === 'function') globalThis.gc();
+}
