@@ -5,6 +5,7 @@
 import './ops/index';
 import './tensor-methods';
 import './runtime/realize';
+import './runtime/init';
 
 export { arange, eye, full, ones, tensor, zeros } from './creation';
 export {

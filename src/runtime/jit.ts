@@ -6,7 +6,7 @@ import { apply } from '../ops/registry';
 import { Tensor, traceState } from '../tensor';
 import { flatten, treeKey, unflatten } from '../transforms/pytree';
 import { tracing } from '../transforms/transforms';
-import { activeBackend, realizeSync } from './realize';
+import { backendSync, realizeSync } from './realize';
 
 type Fn = (...args: any[]) => any;
 
@@ -59,7 +59,7 @@ export function jit<F extends Fn>(f: F): Jitted<F> {
       cache.set(key, plan);
     }
     realizeSync(leaves);
-    const out = activeBackend().run(
+    const out = backendSync().run(
       plan.graph,
       leaves.map((t) => t.storage!),
     );

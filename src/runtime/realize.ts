@@ -7,14 +7,37 @@ import { ConcretizationError } from '../errors';
 import { buildGraph } from '../graph/graph';
 import { runtimeHooks, type Storage, type Tensor } from '../tensor';
 
-const state: { backend: Backend } = { backend: new ReferenceBackend() };
+const state: {
+  backend: Backend | null;
+  /** Installed by init.ts: the default initialization, sync (Node) and async (everywhere). */
+  autoInit: { sync(): void; async(): Promise<void> } | null;
+} = { backend: null, autoInit: null };
 
-export function activeBackend(): Backend {
+export function activeBackend(): Backend | null {
   return state.backend;
 }
 
-export function setBackend(b: Backend): void {
+export function setBackend(b: Backend | null): void {
   state.backend = b;
+}
+
+export function setAutoInit(f: { sync(): void; async(): Promise<void> }): void {
+  state.autoInit = f;
+}
+
+/** The active backend, initializing the default one synchronously if none was chosen. */
+export function backendSync(): Backend {
+  if (!state.backend) {
+    try {
+      state.autoInit?.sync();
+    } catch (e) {
+      throw new ConcretizationError(
+        `the wasm kernels cannot be loaded synchronously here; call 'await init()' first (${(e as Error).message})`,
+      );
+    }
+  }
+  if (!state.backend) throw new ConcretizationError("no backend: call 'await init()' first");
+  return state.backend;
 }
 
 /** Computes every unrealized tensor in `ts` in one graph run. Nothing is assigned if the run throws. */
@@ -27,13 +50,14 @@ export function realizeSync(ts: readonly Tensor[]): void {
     throw new ConcretizationError(
       `cannot read the value of a tensor that depends on symbolic input ${String(symbolic.attrs.index)} of trace/jit; values exist only when the compiled function runs`,
     );
-  const out: Storage[] = state.backend.run(g, []);
+  const out: Storage[] = backendSync().run(g, []);
   pending.forEach((t, i) => {
     t.setStorage(out[i]);
   });
 }
 
 export async function realize(ts: readonly Tensor[]): Promise<void> {
+  if (!state.backend) await state.autoInit?.async();
   realizeSync(ts);
 }
 
