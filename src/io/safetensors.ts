@@ -303,7 +303,12 @@ export function decodeSafetensors(bytes: Uint8Array | ArrayBuffer): {
   if (tagOf(bytes) === '[object ArrayBuffer]') bytes = new Uint8Array(bytes as ArrayBuffer);
   if (tagOf(bytes) !== '[object Uint8Array]')
     fail(`decodeSafetensors: expected a Uint8Array, got ${tagOf(bytes)}`);
-  const input = bytes as Uint8Array;
+  // A plain Uint8Array view: subclasses such as Node's Buffer make slice() a view into a shared pool, not a copy.
+  const input = new Uint8Array(
+    (bytes as Uint8Array).buffer,
+    (bytes as Uint8Array).byteOffset,
+    (bytes as Uint8Array).byteLength,
+  );
   const total = input.byteLength;
   if (total < 8) fail(`file is ${total} bytes, too short for the 8-byte header length`);
 

@@ -34,7 +34,10 @@ function prepare(): void {
 /** Chooses and loads the backend. Calling it again switches; existing tensors stay valid. */
 export async function init(opts: InitOptions = {}): Promise<void> {
   const kind = check(opts);
-  if (kind === 'reference') return setBackend(new ReferenceBackend());
+  if (kind === 'reference') {
+    setBackend(new ReferenceBackend());
+    return;
+  }
   prepare();
   const kernels = await loadKernels(opts.wasmModule ? { module: opts.wasmModule } : {});
   setBackend(new WasmBackend(kernels));
@@ -43,7 +46,10 @@ export async function init(opts: InitOptions = {}): Promise<void> {
 /** Synchronous default initialization for dataSync() before init(): possible under Node. */
 export function initSync(opts: InitOptions = {}): void {
   const kind = check(opts);
-  if (kind === 'reference') return setBackend(new ReferenceBackend());
+  if (kind === 'reference') {
+    setBackend(new ReferenceBackend());
+    return;
+  }
   prepare();
   setBackend(new WasmBackend(loadKernelsSync(opts.wasmModule ? { module: opts.wasmModule } : {})));
 }

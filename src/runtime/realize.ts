@@ -1,7 +1,6 @@
 /** Turns lazy tensors into buffers: snapshot the graph, optimize it, run it on the active backend. */
 
 import type { Backend } from '../backends/backend';
-import { ReferenceBackend } from '../backends/reference/interpreter';
 import { optimize } from '../compiler/compile';
 import { ConcretizationError } from '../errors';
 import { buildGraph } from '../graph/graph';

@@ -58,7 +58,6 @@ export function buildPlan(g: Graph, k: Kernels): Plan {
   const groupOf = new Map<GNode, FusionGroup>();
   for (const gr of groups) for (const m of gr.members) groupOf.set(m, gr);
   const groupOutputs = new Set(groups.flatMap((gr) => gr.outputs));
-  const outputSet = new Set(g.outputs);
 
   // ---- values: reshape aliases its input; fused temporaries have no buffer
   const root = (n: GNode): GNode => (n.op === 'reshape' ? root(n.inputs[0]) : n);
