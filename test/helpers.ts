@@ -97,3 +97,29 @@ export function centralDifference(
   const minus = values(f(...xs.map((x, i) => axpy(x, -h, us[i]))));
   return plus.map((p, i) => (p - minus[i]) / (2 * h));
 }
+
+/** Runs body on the float32 reference interpreter (what the kernels are compared against). */
+export function withReference<T>(body: () => T): T {
+  const prevBackend = activeBackend();
+  setBackend(new ReferenceBackend());
+  try {
+    return body();
+  } finally {
+    setBackend(prevBackend);
+  }
+}
+
+/** max |a - b| relative to the largest magnitude in b (at least 1): float32 kernel tolerance checks. */
+export function maxRelDiff(a: ArrayLike<number>, b: ArrayLike<number>): number {
+  if (a.length !== b.length) return Number.POSITIVE_INFINITY;
+  let d = 0;
+  let m = 1;
+  for (let i = 0; i < b.length; i++) {
+    m = Math.max(m, Math.abs(b[i]));
+    const x = a[i];
+    const y = b[i];
+    if (Number.isNaN(x) !== Number.isNaN(y)) return Number.POSITIVE_INFINITY;
+    if (!Number.isNaN(x) && x !== y) d = Math.max(d, Math.abs(x - y));
+  }
+  return d / m;
+}

@@ -1,0 +1,297 @@
+/** The op table shared by the derivative and backend-parity tests: shapes and functions per op. */
+import fc from 'fast-check';
+import { tensor } from '../src/creation';
+import * as o from '../src/ops/api';
+import type { Tensor } from '../src/tensor';
+import { type Domain, randomTensor } from './helpers';
+
+export type Fn = (...xs: Tensor[]) => Tensor;
+
+export interface Spec {
+  name: string;
+  domains: Domain[];
+  shapes: fc.Arbitrary<number[][]>;
+  /** Builds the function under test for these shapes; r draws any fixed auxiliary data. */
+  make: (shapes: number[][], r: () => number) => Fn;
+}
+
+const dim = fc.oneof(
+  { weight: 1, arbitrary: fc.constant(0) },
+  { weight: 9, arbitrary: fc.integer({ min: 1, max: 3 }) },
+);
+const nonEmptyDim = fc.integer({ min: 1, max: 3 });
+const shape = (maxRank = 3, d = dim) => fc.array(d, { minLength: 0, maxLength: maxRank });
+const unaryShape = shape().map((s) => [s]);
+
+/** Two shapes that broadcast: the second drops leading dims and turns some dims into 1, maybe swapped. */
+const broadcastPair = fc
+  .tuple(
+    shape(),
+    fc.integer({ min: 0, max: 3 }),
+    fc.array(fc.boolean(), { minLength: 3, maxLength: 3 }),
+    fc.boolean(),
+  )
+  .map(([s, drop, ones, swap]) => {
+    const t = s.slice(Math.min(drop, s.length)).map((d, i) => (ones[i] ? 1 : d));
+    return swap ? [t, s] : [s, t];
+  });
+
+const broadcastTriple = fc
+  .tuple(broadcastPair, fc.array(fc.boolean(), { minLength: 3, maxLength: 3 }))
+  .map(([[a, b], ones]) => {
+    const big = a.length >= b.length ? a : b;
+    return [big.map((d, i) => (ones[i] ? 1 : d)), a, b];
+  });
+
+const pick = <T>(r: () => number, xs: readonly T[]): T => xs[Math.floor(r() * xs.length)];
+const randomAxes = (r: () => number, rank: number): number[] | undefined => {
+  if (r() < 0.25) return undefined;
+  const axes = Array.from({ length: rank }, (_, i) => i).filter(() => r() < 0.5);
+  return axes.map((a) => (r() < 0.5 ? a - rank : a));
+};
+
+const unary = (name: string, f: (x: Tensor) => Tensor, domain: Domain = 'real'): Spec => ({
+  name,
+  domains: [domain],
+  shapes: unaryShape,
+  make: () => f,
+});
+const binary = (
+  name: string,
+  f: (a: Tensor, b: Tensor) => Tensor,
+  domains: Domain[] = ['real', 'real'],
+): Spec => ({
+  name,
+  domains,
+  shapes: broadcastPair,
+  make: () => f,
+});
+
+export const specs: Spec[] = [
+  unary('neg', o.neg),
+  unary('abs', o.abs, 'nonzero'),
+  unary('sign', o.sign, 'nonzero'),
+  unary('exp', o.exp),
+  unary('log', o.log, 'positive'),
+  unary('log1p', o.log1p, 'positive'),
+  unary('sqrt', o.sqrt, 'positive'),
+  unary('square', o.square),
+  unary('reciprocal', o.reciprocal, 'nonzero'),
+  unary('sin', o.sin),
+  unary('cos', o.cos),
+  unary('tanh', o.tanh),
+  unary('sigmoid', o.sigmoid),
+  unary('relu', o.relu, 'nonzero'),
+  unary('softplus', o.softplus),
+  binary('add', o.add),
+  binary('sub', o.sub),
+  binary('mul', o.mul),
+  binary('div', o.div, ['real', 'nonzero']),
+  binary('pow', o.pow, ['positive', 'real']),
+  binary('maximum', o.maximum),
+  binary('minimum', o.minimum),
+  {
+    name: 'where',
+    domains: ['real', 'real'],
+    shapes: broadcastTriple.map(([c, a, b]) => [a, b, c]),
+    make: ([, , c], r) => {
+      const cond = o.greater(randomTensor(c, r), 0);
+      return (a, b) => o.where(cond, a, b);
+    },
+  },
+  ...(['sum', 'mean', 'max', 'min', 'logsumexp'] as const).map(
+    (name): Spec => ({
+      name,
+      domains: ['real'],
+      // Only sum has a value over an empty axis (mean's is nan); keep the others' shapes non-empty.
+      shapes: (name === 'sum' ? shape() : shape(3, nonEmptyDim)).map((s) => [s]),
+      make: ([s], r) => {
+        const axes = randomAxes(r, s.length);
+        const keep = r() < 0.5;
+        const reduce = { sum: o.sum, mean: o.mean, max: o.max, min: o.min, logsumexp: o.logsumexp }[name];
+        return (x) => reduce(x, axes, keep);
+      },
+    }),
+  ),
+  {
+    name: 'reshape',
+    domains: ['real'],
+    shapes: unaryShape,
+    make: ([s], r) => {
+      const n = s.reduce((a, d) => a * d, 1);
+      const target = pick(r, [[n], [...s].reverse(), [1, ...s, 1]]);
+      return (x) => o.reshape(x, target);
+    },
+  },
+  {
+    name: 'transpose',
+    domains: ['real'],
+    shapes: unaryShape,
+    make: ([s], r) => {
+      const perm = s.map((_, i) => i).sort(() => r() - 0.5);
+      return (x) => o.transpose(x, perm);
+    },
+  },
+  {
+    name: 'broadcastTo',
+    domains: ['real'],
+    shapes: broadcastPair.filter(([a, b]) => {
+      try {
+        return o.broadcastShapes('t', a, b).join() === b.join() && b.length >= a.length;
+      } catch {
+        return false;
+      }
+    }),
+    make:
+      ([, b]) =>
+      (x) =>
+        o.broadcastTo(x, b),
+  },
+  {
+    name: 'expandDims∘squeeze',
+    domains: ['real'],
+    shapes: unaryShape,
+    make: ([s], r) => {
+      const axis = Math.floor(r() * (s.length + 1));
+      return (x) => o.mul(o.squeeze(o.expandDims(x, axis)), 2);
+    },
+  },
+  {
+    name: 'slice',
+    domains: ['real'],
+    shapes: unaryShape,
+    make: ([s], r) => {
+      const begin = s.map((d) => Math.floor(r() * (d + 1)));
+      const size = s.map((d, i) => (r() < 0.3 ? -1 : Math.floor(r() * (d - begin[i] + 1))));
+      return (x) => o.slice(x, begin, size);
+    },
+  },
+  {
+    name: 'pad',
+    domains: ['real'],
+    shapes: unaryShape,
+    make: ([s], r) => {
+      const pads = s.map(() => [Math.floor(r() * 3), Math.floor(r() * 3)] as [number, number]);
+      return (x) => o.pad(x, pads);
+    },
+  },
+  {
+    name: 'concat',
+    domains: ['real', 'real', 'real'],
+    shapes: fc
+      .tuple(
+        shape(3, dim).filter((s) => s.length > 0),
+        fc.nat(2),
+        fc.array(dim, { minLength: 3, maxLength: 3 }),
+      )
+      .map(([s, ax, ds]) => {
+        const a = ax % s.length;
+        return ds.map((d) => s.map((v, i) => (i === a ? d : v)));
+      }),
+    make: (shapes) => {
+      const first = shapes[0];
+      const axis = first.findIndex((_, i) => shapes.some((q) => q[i] !== first[i]));
+      return (a, b, c) => o.concat([a, b, c], Math.max(axis, 0));
+    },
+  },
+  {
+    name: 'stack',
+    domains: ['real', 'real'],
+    shapes: shape().map((s) => [s, s]),
+    make: ([s], r) => {
+      const axis = Math.floor(r() * (s.length + 1));
+      return (a, b) => o.stack([a, b], axis);
+    },
+  },
+  {
+    name: 'gather',
+    domains: ['real'],
+    shapes: shape(3, dim)
+      .filter((s) => s.length > 0)
+      .map((s) => [s]),
+    make: ([s], r) => {
+      const axis = Math.floor(r() * s.length);
+      const idxShape = pick(r, [[], [2], [2, 2]]);
+      const n = idxShape.reduce((a, d) => a * d, 1);
+      const len = s[axis];
+      // With an empty axis only an empty index list is valid.
+      const idx =
+        len === 0
+          ? tensor(new Int32Array(0), { shape: [0], dtype: 'int32' })
+          : tensor(
+              Int32Array.from({ length: n }, () => Math.floor(r() * len)),
+              { shape: idxShape, dtype: 'int32' },
+            );
+      return (x) => o.gather(x, idx, axis - (r() < 0.5 ? s.length : 0));
+    },
+  },
+  {
+    name: 'scatterAdd',
+    domains: ['real'],
+    shapes: fc.tuple(shape(2, dim), nonEmptyDim).map(([s, d]) => [[...s, 3], [d]]),
+    make: ([s], r) => {
+      const idx = tensor(
+        Int32Array.from({ length: 3 }, () => Math.floor(r() * 2)),
+        { dtype: 'int32' },
+      );
+      return (u) => o.scatterAdd(u, idx, s.length - 1, 2);
+    },
+  },
+  {
+    name: 'matmul',
+    domains: ['real', 'real'],
+    shapes: fc
+      .tuple(
+        broadcastPair.filter(([a, b]) => a.length <= 2 && b.length <= 2),
+        dim,
+        dim,
+        dim,
+        fc.nat(3),
+      )
+      .map(([[ba, bb], m, k, n, vec]) => {
+        if (vec === 1) return [[k], [...bb, k, n]];
+        if (vec === 2) return [[...ba, m, k], [k]];
+        return [
+          [...ba, m, k],
+          [...bb, k, n],
+        ];
+      }),
+    make: () => o.matmul,
+  },
+  {
+    name: 'matmulT',
+    domains: ['real', 'real'],
+    shapes: fc
+      .tuple(dim, dim, dim, fc.boolean(), fc.boolean(), fc.boolean())
+      .map(([m, k, n, ta, tb, batch]) => {
+        const b = batch ? [2] : [];
+        return [[...b, ...(ta ? [k, m] : [m, k])], [...(tb ? [n, k] : [k, n])], [ta ? 1 : 0, tb ? 1 : 0]];
+      }),
+    make:
+      ([, , [ta, tb]]) =>
+      (a, b) =>
+        o.matmulT(a, b, ta === 1, tb === 1),
+  },
+  {
+    name: 'softmax',
+    domains: ['real'],
+    shapes: shape(3, dim)
+      .filter((s) => s.length > 0)
+      .map((s) => [s]),
+    make: ([s], r) => {
+      const axis = Math.floor(r() * s.length);
+      return (x) => o.softmax(x, axis);
+    },
+  },
+  {
+    name: 'logSoftmax',
+    domains: ['real'],
+    shapes: shape(3, dim)
+      .filter((s) => s.length > 0)
+      .map((s) => [s]),
+    make: ([s], r) => {
+      const axis = Math.floor(r() * s.length) - s.length;
+      return (x) => o.logSoftmax(x, axis);
+    },
+  },
+];
