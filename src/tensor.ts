@@ -44,6 +44,7 @@ export class Tensor {
   attrs: Attrs;
   storage: Storage | null = null;
   disposed = false;
+  private disposedWhy = 'it was disposed';
 
   constructor(op: string, inputs: Tensor[], attrs: Attrs, shape: Shape, dtype: DType) {
     this.op = op;
@@ -82,7 +83,10 @@ export class Tensor {
   }
 
   checkAlive(where: string): void {
-    if (this.disposed) throw new DisposedError(`${where}: tensor #${this.id} ${fmtT(this)} was disposed`);
+    if (this.disposed)
+      throw new DisposedError(
+        `${where}: tensor #${this.id} ${fmtT(this)} cannot be used: ${this.disposedWhy}`,
+      );
   }
 
   async data(): Promise<Float32Array | Int32Array> {
@@ -118,9 +122,10 @@ export class Tensor {
   }
 
   /** Releases the buffer now. Using the tensor afterwards throws DisposedError. */
-  dispose(): void {
+  dispose(why?: string): void {
     if (this.disposed) return;
     this.disposed = true;
+    if (why) this.disposedWhy = why;
     if (this.storage) {
       finalizer?.unregister(this);
       this.storage.release();

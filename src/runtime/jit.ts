@@ -13,6 +13,22 @@ type Fn = (...args: any[]) => any;
 interface Traced {
   graph: Graph;
   outDef: ReturnType<typeof flatten>['def'];
+  /** Argument leaves whose buffers the function consumes (see donate). */
+  donated: number[];
+}
+
+const donation: { active: Set<number> | null } = { active: null };
+
+/**
+ * Declares that a jit-compiled function consumes these arguments (JAX's buffer donation):
+ * after each call, the tensors passed there are released, so a training loop's memory stays
+ * flat without dispose(). Optimizer updates call this on the parameters and state they replace.
+ * Outside a jit trace it does nothing. Reading a donated tensor afterwards is a DisposedError.
+ */
+export function donate(tree: unknown): void {
+  if (!donation.active) return;
+  const { leaves } = flatten(tree, 'donate', true);
+  for (const t of leaves) if (t.op === 'input') donation.active.add(t.attrs.index as number);
 }
 
 function placeholders(leaves: readonly Tensor[]): Tensor[] {
@@ -20,12 +36,20 @@ function placeholders(leaves: readonly Tensor[]): Tensor[] {
 }
 
 /** Traces f on symbolic stand-ins for the tensor leaves of args; other leaves are static. */
-function traceOnce(f: Fn, args: unknown[]): Traced & { inputs: number } {
+function traceOnce(f: Fn, args: unknown[]): Traced {
   const { leaves, def } = flatten(args, 'trace', true);
   const syms = placeholders(leaves);
-  const out = tracing(() => f(...(unflatten(def, syms) as unknown[])));
+  const outer = donation.active;
+  const donated = new Set<number>();
+  donation.active = donated;
+  let out: unknown;
+  try {
+    out = tracing(() => f(...(unflatten(def, syms) as unknown[])));
+  } finally {
+    donation.active = outer;
+  }
   const { leaves: outs, def: outDef } = flatten(out, 'trace: output', true);
-  return { graph: optimize(buildGraph(outs, 'trace')), outDef, inputs: leaves.length };
+  return { graph: optimize(buildGraph(outs, 'trace')), outDef, donated: [...donated] };
 }
 
 /** The graph that will run for f(...args), after the compiler's passes. Tensor arguments become inputs. */
@@ -68,6 +92,8 @@ export function jit<F extends Fn>(f: F): Jitted<F> {
       t.setStorage(out[i]);
       return t;
     });
+    for (const i of plan.donated)
+      leaves[i].dispose('it was donated to a jit-compiled update; use the value it returned');
     return unflatten(plan.outDef, results);
   };
   Object.defineProperty(jitted, 'cacheSize', { get: () => cache.size });

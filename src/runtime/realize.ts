@@ -55,9 +55,21 @@ export function realizeSync(ts: readonly Tensor[]): void {
   });
 }
 
+let lastYield = 0;
+
+/**
+ * Async realization also gives the event loop a turn now and then (at most every 20 ms), so
+ * FinalizationRegistry callbacks run and free the buffers of unreachable tensors even in a
+ * tight `await x.data()` loop, which otherwise only ever runs microtasks.
+ */
 export async function realize(ts: readonly Tensor[]): Promise<void> {
   if (!state.backend) await state.autoInit?.async();
   realizeSync(ts);
+  const now = Date.now();
+  if (now - lastYield > 20) {
+    lastYield = now;
+    await new Promise<void>((resolve) => setTimeout(resolve, 0));
+  }
 }
 
 runtimeHooks.realize = realize;

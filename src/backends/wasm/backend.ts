@@ -16,6 +16,12 @@ export class OutOfMemoryError extends AdjointError {
 }
 
 const MAX_PLANS = 128;
+/**
+ * Results this small (losses, metrics, step counts) are handed back as host arrays: the JS
+ * garbage collector reclaims them promptly, where wasm buffers wait for finalizers. They are
+ * uploaded to a temporary buffer for each run that reads them.
+ */
+const HOST_MAX_ELEMENTS = 16;
 
 /** A string that is equal for graphs that can share a plan: same ops, attrs, shapes, wiring. */
 export function structureKey(g: Graph): string {
@@ -72,12 +78,13 @@ export class WasmBackend implements Backend {
     return plan;
   }
 
-  /** The tensor's buffer in wasm memory, uploading (once) a host-side constant. */
-  private resident(t: Tensor): number {
+  /** The tensor's buffer in wasm memory, uploading a host-side constant (once, unless it is small). */
+  private resident(t: Tensor, temporaries: WasmStorage[]): number {
     const s = t.storage!;
     if (s instanceof WasmStorage && s.kernels === this.kernels) return s.address;
     const ws = this.upload(s, t.size, t.dtype);
-    t.setStorage(ws);
+    if (t.size <= HOST_MAX_ELEMENTS) temporaries.push(ws);
+    else t.setStorage(ws);
     return ws.address;
   }
 
@@ -92,12 +99,12 @@ export class WasmBackend implements Backend {
   run(g: Graph, inputs: readonly Storage[]): Storage[] {
     const plan = this.planFor(g);
     const p = plan.table;
-    plan.constPositions.forEach((pos, i) => {
-      p[plan.constSlots[i]] = this.resident(g.nodes[pos].source!);
-    });
     const temporaries: WasmStorage[] = [];
     const outs: WasmStorage[] = [];
     try {
+      plan.constPositions.forEach((pos, i) => {
+        p[plan.constSlots[i]] = this.resident(g.nodes[pos].source!, temporaries);
+      });
       plan.inputSlots.forEach((slot, i) => {
         const s = inputs[i];
         if (s instanceof WasmStorage && s.kernels === this.kernels) p[slot] = s.address;
@@ -115,7 +122,12 @@ export class WasmBackend implements Backend {
         p[o.slot] = ptr;
       }
       for (const step of plan.steps) step(p);
-      return outs;
+      return outs.map((o) => {
+        if (o.size > HOST_MAX_ELEMENTS) return o;
+        const host = new HostStorage(o.toHost().slice());
+        o.release();
+        return host;
+      });
     } catch (e) {
       for (const o of outs) o.release();
       throw e;
