@@ -26,7 +26,7 @@ function timingFor(c) {
     hardCapMs: q ? 6000 : 12000,
     slowMs: cfg.impl === 'tfjs-cpu' ? 20000 : 30000,
     slowPolicy: cfg.impl === 'adjoint' ? 'cold' : 'skip',
-    checkRuns: c.kind === 'mlp' ? 2 : 1,
+    checkRuns: c.kind === 'mlp' ? 3 : 1,
   };
   if (c.heavy) {
     o.minReps = q ? 2 : 3;

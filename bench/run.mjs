@@ -588,7 +588,7 @@ async function main() {
         : ''),
   );
   const busy = Math.max(meta.loadavgStart[0], meta.loadavgEnd[0]);
-  if (busy > 0.5 * meta.cores)
+  if (busy > meta.cores)
     out.push(
       `  WARNING: the machine was busy (1-min load average up to ${busy} on ${meta.cores} cores): times are noisy ` +
         'and pessimistic; the min column is the less disturbed figure.',

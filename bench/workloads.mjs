@@ -24,8 +24,8 @@ export const WORKLOADS = {
   c: {
     title: `(c) one SGD step, MLP ${MLP_SIZES.join('-')}, ReLU, softmax cross-entropy, batch ${MLP_BATCH}, loss read back`,
     unit: 'samples/s',
-    // compared: the losses of the first two steps from the same initial parameters (the second
-    // loss checks the gradient and the update)
+    // compared: the losses of the first three steps from the same initial parameters (the loss
+    // drops ~3-6% a step, so later losses check the gradients and the update)
     tol: 1e-3,
   },
   d: {
