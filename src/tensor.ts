@@ -44,6 +44,11 @@ export class Tensor {
   attrs: Attrs;
   storage: Storage | null = null;
   disposed = false;
+  /**
+   * Tensors computed by the same transform call (a value and its gradients): realizing one
+   * realizes the others still pending in the same run, so shared work is done once.
+   */
+  siblings: WeakRef<Tensor>[] | null = null;
   private disposedWhy = 'it was disposed';
 
   constructor(op: string, inputs: Tensor[], attrs: Attrs, shape: Shape, dtype: DType) {
@@ -162,6 +167,13 @@ export function toNested(data: ArrayLike<number>, shape: readonly number[]): Nes
     return out;
   };
   return build(0);
+}
+
+/** Links tensors so that realizing any of them computes all (see Tensor.siblings). */
+export function linkSiblings(ts: readonly Tensor[]): void {
+  if (ts.length < 2 || typeof WeakRef === 'undefined') return;
+  const refs = ts.map((t) => new WeakRef(t));
+  for (const t of ts) if (t.storage === null) t.siblings = refs;
 }
 
 export function isTensor(x: unknown): x is Tensor {

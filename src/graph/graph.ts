@@ -17,8 +17,11 @@ export class GNode {
     readonly attrs: Attrs,
     readonly shape: readonly number[],
     readonly dtype: DType,
-    /** For `const` nodes: the realized tensor whose buffer holds the value. */
-    readonly source: Tensor | null = null,
+    /**
+     * For `const` nodes: the realized tensor whose buffer holds the value. Rebound before each
+     * run of a cached graph (see runtime/realize.ts), so it is the one mutable field.
+     */
+    public source: Tensor | null = null,
   ) {}
 }
 
@@ -87,42 +90,53 @@ function describe(n: GNode, name: Map<GNode, string>, withArgs = true): string {
 }
 
 /**
+ * Post-order walk of the lazy DAG behind `outputs`, each tensor once; realized tensors are
+ * leaves. Iterative, so deep chains are fine. buildGraph and the plan-cache key share it, so
+ * both see constants in the same order.
+ */
+export function postOrder(outputs: readonly Tensor[], where: string, visit: (t: Tensor) => void): void {
+  const seen = new Set<Tensor>();
+  const stack: [Tensor, boolean][] = [];
+  for (let k = outputs.length - 1; k >= 0; k--) stack.push([outputs[k], false]);
+  while (stack.length) {
+    const [t, expanded] = stack.pop()!;
+    if (expanded) {
+      visit(t);
+      continue;
+    }
+    if (seen.has(t)) continue;
+    seen.add(t);
+    t.checkAlive(where);
+    stack.push([t, true]);
+    if (t.storage === null)
+      for (let i = t.inputs.length - 1; i >= 0; i--)
+        if (!seen.has(t.inputs[i])) stack.push([t.inputs[i], false]);
+  }
+}
+
+/**
  * Snapshots the DAG behind `outputs` into a Graph. Realized tensors become leaves; shared
  * subexpressions stay shared (each tensor maps to one node). Iterative, so deep chains are fine.
  */
 export function buildGraph(outputs: readonly Tensor[], where = 'realize'): Graph {
   const map = new Map<Tensor, GNode>();
   const order: GNode[] = [];
-  const stack: [Tensor, boolean][] = outputs.map((t) => [t, false]);
-  while (stack.length) {
-    const [t, expanded] = stack.pop()!;
-    if (map.has(t)) continue;
-    t.checkAlive(where);
-    const leaf = t.storage !== null;
-    if (!leaf && !expanded) {
-      stack.push([t, true]);
-      for (let i = t.inputs.length - 1; i >= 0; i--)
-        if (!map.has(t.inputs[i])) stack.push([t.inputs[i], false]);
-      continue;
-    }
-    if (leaf) {
-      const n = new GNode('const', [], {}, t.shape, t.dtype, t);
-      map.set(t, n);
-      order.push(n);
-      continue;
-    }
-    if (t.op === 'const')
+  postOrder(outputs, where, (t) => {
+    let n: GNode;
+    if (t.storage !== null) n = new GNode('const', [], {}, t.shape, t.dtype, t);
+    else if (t.op === 'const')
       throw new ConcretizationError(`${where}: tensor #${t.id} has neither a value nor a history`);
-    const n = new GNode(
-      t.op,
-      t.inputs.map((i) => map.get(i)!),
-      t.attrs,
-      t.shape,
-      t.dtype,
-    );
+    else
+      n = new GNode(
+        t.op,
+        t.inputs.map((i) => map.get(i)!),
+        t.attrs,
+        t.shape,
+        t.dtype,
+      );
     map.set(t, n);
     order.push(n);
-  }
+  });
   return new Graph(
     order,
     outputs.map((t) => map.get(t)!),

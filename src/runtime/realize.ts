@@ -3,7 +3,7 @@
 import type { Backend } from '../backends/backend';
 import { optimize } from '../compiler/compile';
 import { ConcretizationError } from '../errors';
-import { buildGraph } from '../graph/graph';
+import { buildGraph, type GNode, type Graph, postOrder } from '../graph/graph';
 import { runtimeHooks, type Storage, type Tensor } from '../tensor';
 
 const state: {
@@ -39,17 +39,88 @@ export function backendSync(): Backend {
   return state.backend;
 }
 
+interface Compiled {
+  graph: Graph;
+  /** The optimized graph's const nodes and, for each, its index among the snapshot's constants. */
+  consts: GNode[];
+  constIndex: number[];
+}
+
+const MAX_COMPILED = 256;
+/** Optimized graphs by structure, so a loop that rebuilds the same graph optimizes it once. */
+const compiled = new Map<string, Compiled>();
+
+/**
+ * One walk of the lazy DAG: a key equal for graphs of equal structure (ops, attributes,
+ * shapes, dtypes, wiring; constants by position, not value), and the constants in order.
+ */
+function snapshot(pending: readonly Tensor[]): { key: string; consts: Tensor[] } {
+  const index = new Map<Tensor, number>();
+  const parts: string[] = [];
+  const consts: Tensor[] = [];
+  postOrder(pending, 'realize', (t) => {
+    index.set(t, parts.length);
+    if (t.storage !== null) {
+      consts.push(t);
+      parts.push(`c${t.dtype[0]}${t.shape.join(',')}`);
+    } else {
+      if (t.op === 'input')
+        throw new ConcretizationError(
+          `cannot read the value of a tensor that depends on symbolic input ${String(t.attrs.index)} of trace/jit; values exist only when the compiled function runs`,
+        );
+      let ins = '';
+      for (const x of t.inputs) ins += `${index.get(x)},`;
+      parts.push(`${t.op}${t.dtype[0]}${t.shape.join(',')}${JSON.stringify(t.attrs)}${ins}`);
+    }
+  });
+  parts.push(`>${pending.map((t) => index.get(t)).join(',')}`);
+  return { key: parts.join(';'), consts };
+}
+
+function compile(pending: readonly Tensor[], key: string): Compiled {
+  let c = compiled.get(key);
+  if (c) {
+    compiled.delete(key);
+    compiled.set(key, c);
+    return c;
+  }
+  const raw = buildGraph(pending);
+  const rawConsts = raw.nodes.filter((n) => n.op === 'const');
+  const graph = optimize(raw);
+  const consts = graph.nodes.filter((n) => n.op === 'const');
+  c = { graph, consts, constIndex: consts.map((n) => rawConsts.indexOf(n)) };
+  compiled.set(key, c);
+  if (compiled.size > MAX_COMPILED) compiled.delete(compiled.keys().next().value as string);
+  return c;
+}
+
 /** Computes every unrealized tensor in `ts` in one graph run. Nothing is assigned if the run throws. */
 export function realizeSync(ts: readonly Tensor[]): void {
-  const pending = [...new Set(ts.filter((t) => t.storage === null))];
+  const set = new Set<Tensor>();
+  for (const t of ts) {
+    if (t.storage !== null) continue;
+    set.add(t);
+    for (const r of t.siblings ?? []) {
+      const s = r.deref();
+      if (s && s.storage === null && !s.disposed) set.add(s);
+    }
+  }
+  const pending = [...set];
   if (pending.length === 0) return;
-  const g = optimize(buildGraph(pending));
-  const symbolic = g.nodes.find((n) => n.op === 'input');
-  if (symbolic)
-    throw new ConcretizationError(
-      `cannot read the value of a tensor that depends on symbolic input ${String(symbolic.attrs.index)} of trace/jit; values exist only when the compiled function runs`,
-    );
-  const out: Storage[] = backendSync().run(g, []);
+  const snap = snapshot(pending);
+  const backend = backendSync();
+  const c = compile(pending, snap.key);
+  // Bind this call's constants into the cached graph for the (synchronous) run, then unbind
+  // so the cache does not keep tensors alive.
+  c.consts.forEach((n, i) => {
+    n.source = snap.consts[c.constIndex[i]];
+  });
+  let out: Storage[];
+  try {
+    out = backend.run(c.graph, []);
+  } finally {
+    for (const n of c.consts) n.source = null;
+  }
   pending.forEach((t, i) => {
     t.setStorage(out[i]);
   });

@@ -4,7 +4,7 @@ import { DTypeError, PytreeError, ShapeError, TransformError } from '../errors';
 import { reshape, stack } from '../ops/api';
 import { apply } from '../ops/registry';
 import { fmt, shapeEq } from '../shape';
-import { Tensor, traceState } from '../tensor';
+import { linkSiblings, Tensor, traceState } from '../tensor';
 import { forwardSweep, recordTape, reverseSweep } from './autodiff';
 import { flatten, type Pytree, type TreeDef, treeKey, unflatten } from './pytree';
 
@@ -83,6 +83,7 @@ export function valueAndGrad(f: Fn, argnums: number | readonly number[] = 0) {
           vars[j].map((v) => adj.get(v) ?? zeros(v.shape)),
         ),
       );
+      linkSiblings([out, ...flatten(grads, 'grad').leaves]);
       return [out, typeof argnums === 'number' ? grads[0] : grads];
     });
 }
