@@ -9,6 +9,7 @@ export {
   adam,
   adamw,
   clipByGlobalNorm,
+  cosineDecay,
   globalNorm,
   type Optimizer,
   type Schedule,

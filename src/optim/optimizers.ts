@@ -15,8 +15,10 @@ import {
   add,
   asTensor,
   cast,
+  cos,
   div,
   maximum,
+  minimum,
   mul,
   pow,
   reshape,
@@ -318,4 +320,30 @@ export function adam(options: AdamOptions): Optimizer<AdamState> {
 /** AdamW (Loshchilov & Hutter): Adam with decoupled weight decay p ← p − lr·(m̂/(sqrt(v̂)+eps) + wd·p). */
 export function adamw(options: AdamOptions): Optimizer<AdamState> {
   return adamFamily('optim.adamw', options, true);
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// schedules
+
+/**
+ * Cosine decay from `initLr` to `alpha·initLr` over `decaySteps` updates, then constant (optax's
+ * cosine_decay_schedule). `offset` shifts the start, e.g. to the step count of a restored optimizer state
+ * so that a fine-tuning run gets a fresh decay: lr(t) = initLr·((1−α)·½(1 + cos(π·min(t−offset, n)/n)) + α).
+ */
+export function cosineDecay(
+  initLr: number,
+  decaySteps: number,
+  opts: { alpha?: number; offset?: number } = {},
+): Schedule {
+  const where = 'optim.cosineDecay';
+  num(where, 'initLr', initLr, 0, Number.POSITIVE_INFINITY);
+  if (!Number.isInteger(decaySteps) || decaySteps < 1)
+    throw new ValueError(`${where}: decaySteps must be a positive integer, got ${String(decaySteps)}`);
+  const alpha = num(where, 'alpha', opts.alpha ?? 0, 0, 1);
+  const offset = num(where, 'offset', opts.offset ?? 0, 0, Number.POSITIVE_INFINITY);
+  return (count: Tensor) => {
+    const t = minimum(maximum(sub(count, offset), 0), decaySteps);
+    const c = mul(add(cos(mul(t, Math.PI / decaySteps)), 1), 0.5);
+    return mul(add(mul(c, 1 - alpha), alpha), initLr);
+  };
 }
