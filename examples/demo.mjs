@@ -10,8 +10,13 @@
  * 6,000 train the model; the last 2,000 (which the first run never sees) are the fine-tuning slice.
  *
  * Everything goes through the public API of the built package: nn.mlp, nn.softmaxCrossEntropy,
- * valueAndGrad, optim.adam, jit (the whole training step is one compiled plan, traced once and reused,
- * also after the checkpoint round trip), io.saveSafetensors / io.loadSafetensors.
+ * valueAndGrad, optim.adam with optim.cosineDecay, jit (the whole training step is one compiled plan,
+ * traced once and reused for every step), io.saveSafetensors / io.loadSafetensors. There is no dispose()
+ * anywhere: the optimizer donates the parameters and state it replaces to the compiled step, so wasm
+ * memory stays flat (the epoch lines print it).
+ *
+ * Knobs (environment): ADJOINT_DEMO_QUICK=1, ADJOINT_DEMO_BACKEND=reference|wasm (default auto),
+ * ADJOINT_DEMO_SEED, ADJOINT_DEMO_EPOCHS, ADJOINT_DEMO_HIDDEN.
  */
 import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -127,15 +132,6 @@ function makeStep(opt) {
 
 const opt = optim.adam({ lr: optim.cosineDecay(config.lr, config.epochs * stepsPerEpoch(pretrainSet)) });
 let state = opt.init(params);
-/**
- * Frees the buffers of every tensor in the given trees now. Unreachable tensors are reclaimed anyway when
- * the garbage collector finalizes them, but that only happens when the event loop turns; a tight
- * synchronous training loop frees its wasm memory at once this way and stays at a constant footprint.
- */
-function release(...trees) {
-  for (const t of treeFlatten(trees, 'release').leaves) t.dispose();
-}
-
 const logitsOf = jit((p, x) => nn.mlp.apply(p, x));
 const lossOf = jit(lossFn);
 
@@ -147,7 +143,6 @@ function predictAll(p, split) {
     const x = tensor(part.images, { shape: [part.count, IMAGE_SIZE] });
     const logits = logitsOf(p, x);
     out.set(logits.dataSync(), start * NUM_CLASSES);
-    release(x, logits);
   }
   return out;
 }
@@ -174,15 +169,15 @@ function meanLoss(p, split) {
     const { x, y } = asBatch(part);
     const loss = lossOf(p, x, y);
     sum += loss.dataSync()[0] * part.count;
-    release(x, y, loss);
   }
   return sum / split.count;
 }
 
 const pct = (a) => `${(100 * a).toFixed(2)}%`;
+const mib = (n) => `${(n / 2 ** 20).toFixed(0)} MiB`;
 
 /** Runs `epochs` epochs of the jitted step over `split`, with a progress bar; returns the final params/state. */
-function trainEpochs(label, trainStep, split, epochs, epochSeed) {
+async function trainEpochs(label, trainStep, split, epochs, epochSeed) {
   const steps = stepsPerEpoch(split);
   const rand = mulberry32(epochSeed);
   for (let epoch = 1; epoch <= epochs; epoch++) {
@@ -192,12 +187,11 @@ function trainEpochs(label, trainStep, split, epochs, epochSeed) {
     let lossSum = 0;
     for (const b of batches(split, config.batch, { seed: epochSeed, epoch })) {
       const { x, y } = asBatch(augment(b, rand));
+      // The optimizer donates the old params and state to the compiled step: their buffers are reused.
       const out = trainStep(params, state, x, y);
-      release(params, state, x, y); // the previous step's values are no longer needed
       params = out.params;
       state = out.state;
-      const loss = out.loss.dataSync()[0];
-      release(out.loss);
+      const loss = (await out.loss.data())[0];
       lossSum += loss;
       step++;
       const elapsed = (performance.now() - start) / 1000;
@@ -206,7 +200,7 @@ function trainEpochs(label, trainStep, split, epochs, epochSeed) {
     const secs = (performance.now() - start) / 1000;
     bar.done(
       `  epoch ${epoch}: mean loss ${(lossSum / step).toFixed(4)}, ${secs.toFixed(1)} s, ` +
-        `held-out accuracy ${pct(accuracyOf(params, test))}`,
+        `held-out accuracy ${pct(accuracyOf(params, test))}, wasm memory ${mib(memoryStats().wasmBytes)}`,
     );
   }
 }
@@ -221,7 +215,7 @@ console.log(
 );
 const trainStep = makeStep(opt);
 const trainStart = performance.now();
-trainEpochs('train', trainStep, pretrainSet, config.epochs, SEED + 1);
+await trainEpochs('train', trainStep, pretrainSet, config.epochs, SEED + 1);
 const trainSeconds = (performance.now() - trainStart) / 1000;
 const testAccuracy = accuracyOf(params, test);
 console.log(
@@ -277,7 +271,7 @@ console.log(
   `\nfine-tuning on ${fineTuneSet.count} digits the first run never saw (lr ${config.fineTuneLr}, ` +
     `${config.fineTuneEpochs} epochs)\n  loss on them before fine-tuning: ${before.toFixed(4)}\n`,
 );
-trainEpochs('fine-tune', fineTuneStep, fineTuneSet, config.fineTuneEpochs, SEED + 2);
+await trainEpochs('fine-tune', fineTuneStep, fineTuneSet, config.fineTuneEpochs, SEED + 2);
 const after = meanLoss(params, fineTuneSet);
 const fineTunedAccuracy = accuracyOf(params, test);
 console.log(

@@ -28,6 +28,7 @@ import {
   sum,
   type TensorLike,
 } from '../ops/api';
+import { donate } from '../runtime/jit';
 import { fmt } from '../shape';
 import { Tensor } from '../tensor';
 import type { Pytree } from '../transforms/pytree';
@@ -51,6 +52,11 @@ export interface Optimizer<S> {
   /**
    * One update: returns [new params, new state], both lazy graphs. `grads` must have the structure and
    * shapes of `params` (matched by key, so key order does not matter); the results have `params`' structure.
+   *
+   * Inside a jit-compiled function, the params and state passed in are donated (unless the optimizer was
+   * made with `donate: false`): after each call of the compiled function their buffers are released, so
+   * `({ params, state } = step(params, state, x, y))` runs in constant memory without dispose(). Reading
+   * the old tensors after such a call is a DisposedError. Outside jit nothing is donated.
    */
   update<P>(grads: P, state: S, params: P): [P, S];
 }
@@ -65,6 +71,8 @@ export interface SgdOptions {
   weightDecay?: number;
   /** Clip the gradients to this global L2 norm before anything else (see clipByGlobalNorm). */
   clipNorm?: number;
+  /** Donate the replaced params and state inside jit (see {@link Optimizer.update}). Default true. */
+  donate?: boolean;
 }
 
 export interface AdamOptions {
@@ -82,6 +90,8 @@ export interface AdamOptions {
   weightDecay?: number;
   /** Clip the gradients to this global L2 norm before anything else (see clipByGlobalNorm). */
   clipNorm?: number;
+  /** Donate the replaced params and state inside jit (see {@link Optimizer.update}). Default true. */
+  donate?: boolean;
 }
 
 // ---------------------------------------------------------------------------------------------------------------
@@ -113,6 +123,12 @@ function checkLr(where: string, lr: unknown): number | Schedule {
 function checkClip(where: string, clipNorm: unknown): number | undefined {
   if (clipNorm === undefined) return undefined;
   return num(where, 'clipNorm', clipNorm, 0, Number.POSITIVE_INFINITY, true);
+}
+
+function checkDonate(where: string, v: unknown): boolean {
+  if (v === undefined) return true;
+  if (typeof v !== 'boolean') throw new ValueError(`${where}: donate must be a boolean, got ${String(v)}`);
+  return v;
 }
 
 function checkOptions(where: string, opts: unknown): Record<string, unknown> {
@@ -219,6 +235,7 @@ export function sgd(options: SgdOptions): Optimizer<SgdState> {
   if (nesterov && momentum === 0) throw new ValueError(`${where}: nesterov needs momentum > 0`);
   const weightDecay = num(where, 'weightDecay', o.weightDecay ?? 0, 0, Number.POSITIVE_INFINITY);
   const clipNorm = checkClip(where, o.clipNorm);
+  const donates = checkDonate(where, o.donate);
 
   return {
     name: 'sgd',
@@ -236,6 +253,7 @@ export function sgd(options: SgdOptions): Optimizer<SgdState> {
       if (weightDecay > 0) g = g.map((gi, i) => add(gi, mul(p[i], weightDecay)));
       const rate = lrAt(w, lr, step);
       const newStep = add(step, 1);
+      if (donates) donate([params, state]);
       if (momentum === 0) {
         return [
           rebuild(
@@ -276,6 +294,7 @@ function adamFamily(where: string, options: AdamOptions, decoupled: boolean): Op
     Number.POSITIVE_INFINITY,
   );
   const clipNorm = checkClip(where, o.clipNorm);
+  const donates = checkDonate(where, o.donate);
 
   return {
     name: decoupled ? 'adamw' : 'adam',
@@ -294,6 +313,7 @@ function adamFamily(where: string, options: AdamOptions, decoupled: boolean): Op
       if (!decoupled && weightDecay > 0) g = g.map((gi, i) => add(gi, mul(p[i], weightDecay)));
       const rate = lrAt(w, lr, step);
       const newStep = add(step, 1);
+      if (donates) donate([params, state]);
       const t = cast(newStep, 'float32');
       const bc1 = sub(1, pow(beta1, t)); // bias corrections 1 − β^t
       const bc2 = sub(1, pow(beta2, t));
