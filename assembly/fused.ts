@@ -80,6 +80,15 @@ function gatherTile(base: usize, strides: usize, shape: usize, nd: i32, start: i
 
 /** Runs a fused program. Returns 0 on success, -1 if the program is malformed. */
 export function fused(prog: usize, scratch: usize): i32 {
+  return fusedRange(prog, scratch, 0, i32.MAX_VALUE);
+}
+
+/**
+ * Runs the part of a fused program that writes flat output elements [start, end) (clamped to the
+ * output size). `start` must be a multiple of TILE, so a split computes exactly the tiles, and
+ * bits, of a whole run. Threads running disjoint ranges of one program need their own scratch.
+ */
+export function fusedRange(prog: usize, scratch: usize, start: i32, end: i32): i32 {
   const nIn = word(prog, 1);
   const nOut = word(prog, 2);
   const nTemp = word(prog, 3);
@@ -119,9 +128,29 @@ export function fused(prog: usize, scratch: usize): i32 {
     const ib = inputs + (<usize>(i * IN_WORDS) << 2);
     if (word(ib, 1) == 1) fillRun(regions + <usize>i * tileBytes, load<i32>(<usize>word(ib, 0)), TILE);
   }
-  for (let t = 0; t < total; t += TILE) {
-    const L = min(TILE, total - t);
+  // An output held in a temporary slot that no other output shares is computed straight into
+  // the output memory (the slot is redirected each tile), saving a copy pass; others are copied.
+  // Bit o of `direct` marks output o as direct (outputs beyond 31 are always copied).
+  let direct: u32 = 0;
+  for (let o = 0; o < nOut && o < 32; o++) {
+    const s = word(outputs + (<usize>(o * OUT_WORDS) << 2), 1);
+    if (s < nIn) continue;
+    let shared = false;
+    for (let q = 0; q < nOut; q++) {
+      if (q != o && word(outputs + (<usize>(q * OUT_WORDS) << 2), 1) == s) shared = true;
+    }
+    if (!shared) direct |= (<u32>1) << o;
+  }
+  const stop = min(end, total);
+  for (let t = max(start, 0); t < stop; t += TILE) {
+    const L = min(TILE, stop - t);
     const tb = <usize>t << 2;
+    for (let o = 0; o < nOut && o < 32; o++) {
+      if ((direct >> o) & 1) {
+        const ob = outputs + (<usize>(o * OUT_WORDS) << 2);
+        store<usize>(table + (<usize>word(ob, 1) << 2), <usize>word(ob, 0) + tb);
+      }
+    }
     for (let i = 0; i < nIn; i++) {
       const ib = inputs + (<usize>(i * IN_WORDS) << 2);
       const kind = word(ib, 1);
@@ -157,6 +186,7 @@ export function fused(prog: usize, scratch: usize): i32 {
       }
     }
     for (let o = 0; o < nOut; o++) {
+      if (o < 32 && ((direct >> o) & 1)) continue;
       const ob = outputs + (<usize>(o * OUT_WORDS) << 2);
       const src = load<usize>(table + (<usize>word(ob, 1) << 2));
       memory.copy(<usize>word(ob, 0) + tb, src, <usize>L << 2);

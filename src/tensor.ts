@@ -1,5 +1,6 @@
 import { ConcretizationError, DisposedError } from './errors';
 import { type Shape, sizeOf } from './shape';
+import { HostStorage } from './storage';
 
 export type DType = 'float32' | 'int32';
 /** Host-side element arrays. Float64Array appears only in the float64 reference mode used by tests. */
@@ -152,10 +153,21 @@ function fmtT(t: Tensor): string {
   return `${t.dtype}[${t.shape.join(', ')}]`;
 }
 
+/**
+ * A tensor's value for the program. The first read of a backend buffer (wasm memory) moves
+ * the value into a JS array that becomes the tensor's storage and is returned as is: one copy,
+ * and from then on the JS garbage collector owns it, while backend memory holds only values
+ * still in computational use (a later op uploads it again). Later reads return copies. Like
+ * the tensor, the array is a value: write to a copy of it, never to it.
+ */
 function copyOut(t: Tensor): Float32Array | Int32Array {
-  const h = t.storage!.toHost();
+  const s = t.storage!;
+  const h = s.toHost();
+  if (s.backend === 'host') return h.slice() as Float32Array | Int32Array;
   // Float64Array only occurs in the float64 reference mode, where tests want full precision.
-  return h.slice() as Float32Array | Int32Array;
+  const moved = h.slice() as Float32Array | Int32Array;
+  t.setStorage(new HostStorage(moved));
+  return moved;
 }
 
 export function toNested(data: ArrayLike<number>, shape: readonly number[]): NestedArray {
