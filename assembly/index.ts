@@ -120,3 +120,24 @@ export function fusedScratchBytes(nSlots: i32): i32 {
 export function fusedTile(): i32 {
   return TILE;
 }
+
+// ---- worker pools ----------------------------------------------------------------
+
+import { runTask as runTaskImpl } from './task';
+import { setProgress as setProgressImpl } from './matmul';
+import { fusedRange as fusedRangeImpl } from './fused';
+
+/** Runs fused-program output elements [start, end); start a multiple of fusedTile(). */
+export function fusedRange(program: usize, scratch: usize, start: i32, end: i32): i32 {
+  return fusedRangeImpl(program, scratch, start, end);
+}
+
+/** Runs work units [u0, u1) of a task record (assembly/task.ts) with this thread's scratch. */
+export function runTask(rec: usize, u0: i32, u1: i32, scratch: usize): i32 {
+  return runTaskImpl(rec, u0, u1, scratch);
+}
+
+/** This instance bumps the i32 at addr while it runs long kernels (0 = off). */
+export function setProgress(addr: usize): void {
+  setProgressImpl(addr);
+}

@@ -173,6 +173,23 @@ function packB(b: usize, ldb: i32, transB: bool, k0: i32, kc: i32, j0: i32, nc: 
   }
 }
 
+// ---- progress (worker pools) ----------------------------------------------------
+
+/**
+ * Address of an i32 this instance bumps after each packed block of rows, or 0 for none. A
+ * worker pool reads it to tell a long-running kernel from a dead thread. Globals are per
+ * instance, so each thread's instance reports to its own word.
+ */
+let progressAddr: usize = 0;
+
+export function setProgress(addr: usize): void {
+  progressAddr = addr;
+}
+
+@inline function tick(): void {
+  if (progressAddr != 0) store<i32>(progressAddr, load<i32>(progressAddr) + 1);
+}
+
 // ---- one matrix ------------------------------------------------------------------
 
 function gemm1(
@@ -200,6 +217,7 @@ function gemm1(
       packB(b, ldb, transB, pc, kc, jc, nc, packedB);
       for (let ic = m0; ic < m1; ic += MC) {
         const mc = min(MC, m1 - ic);
+        tick();
         packA(a, lda, transA, ic, mc, pc, kc, packedA);
         for (let jr = 0; jr < nc; jr += NR) {
           const nr = min(NR, nc - jr);
