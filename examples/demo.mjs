@@ -174,7 +174,10 @@ function meanLoss(p, split) {
 }
 
 const pct = (a) => `${(100 * a).toFixed(2)}%`;
-const mib = (n) => `${(n / 2 ** 20).toFixed(0)} MiB`;
+const memoryNote = () => {
+  const { wasmBytes } = memoryStats();
+  return wasmBytes > 0 ? `, wasm memory ${(wasmBytes / 2 ** 20).toFixed(0)} MiB` : '';
+};
 
 /** Runs `epochs` epochs of the jitted step over `split`, with a progress bar; returns the final params/state. */
 async function trainEpochs(label, trainStep, split, epochs, epochSeed) {
@@ -200,7 +203,7 @@ async function trainEpochs(label, trainStep, split, epochs, epochSeed) {
     const secs = (performance.now() - start) / 1000;
     bar.done(
       `  epoch ${epoch}: mean loss ${(lossSum / step).toFixed(4)}, ${secs.toFixed(1)} s, ` +
-        `held-out accuracy ${pct(accuracyOf(params, test))}, wasm memory ${mib(memoryStats().wasmBytes)}`,
+        `held-out accuracy ${pct(accuracyOf(params, test))}${memoryNote()}`,
     );
   }
 }
