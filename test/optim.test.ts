@@ -12,6 +12,7 @@ import {
   ValueError,
   valueAndGrad,
 } from '../src/index';
+import { tracing } from '../src/transforms/transforms';
 
 type P = { w: Tensor; b: Tensor };
 
@@ -225,13 +226,24 @@ describe('learning-rate schedules', () => {
 });
 
 describe('state, structure and errors', () => {
-  it('updates are lazy graphs: nothing is computed until read', () => {
+  it('outside transforms an update is computed at once (no lazy chain across steps); inside jit it is a graph', () => {
     const opt = optim.adam({ lr: 0.1 });
     const p = { w: tensor([1, 2]) };
     const [p1, s1] = opt.update({ w: tensor([1, 1]) }, opt.init(p), p);
-    expect(p1.w.isRealized).toBe(false);
-    expect((s1.mu as { w: Tensor }).w.isRealized).toBe(false);
-    expect(s1.step.isRealized).toBe(false);
+    expect(p1.w.isRealized).toBe(true);
+    expect((s1.mu as { w: Tensor }).w.isRealized).toBe(true);
+    expect(s1.step.isRealized).toBe(true);
+    const lazy = tracing(() => opt.update({ w: tensor([1, 1]) }, opt.init(p), p));
+    expect(lazy[0].w.isRealized).toBe(false);
+  });
+
+  it('an eager update computes the loss it came from in the same run', () => {
+    const opt = optim.sgd({ lr: 0.1 });
+    const p = { w: tensor([1, 2]) };
+    const [l, g] = valueAndGrad((q: typeof p) => q.w.square().sum())(p);
+    opt.update(g, opt.init(p), p);
+    expect(l.isRealized).toBe(true);
+    expect(l.dataSync()[0]).toBe(5);
   });
 
   it('matches trees by key, not by order; results take the params structure', () => {

@@ -29,9 +29,11 @@ import {
   type TensorLike,
 } from '../ops/api';
 import { donate } from '../runtime/jit';
+import { realizeSync } from '../runtime/realize';
 import { fmt } from '../shape';
-import { Tensor } from '../tensor';
+import { Tensor, traceState } from '../tensor';
 import type { Pytree } from '../transforms/pytree';
+import { flatten } from '../transforms/pytree';
 import { alignLeaves, type Flat, flat, rebuild } from './tree';
 
 /**
@@ -255,26 +257,36 @@ export function sgd(options: SgdOptions): Optimizer<SgdState> {
       const newStep = add(step, 1);
       if (donates) donate([params, state]);
       if (momentum === 0) {
-        return [
+        return settle([
           rebuild(
             ref,
             p.map((pi, i) => sub(pi, mul(g[i], rate))),
           ),
           { step: newStep },
-        ];
+        ]);
       }
       const bufs = alignLeaves(ref, state.momentum, `${w}: state.momentum`);
       const newBufs = bufs.map((b, i) => add(mul(b, momentum), g[i]));
       const dir = nesterov ? newBufs.map((b, i) => add(g[i], mul(b, momentum))) : newBufs;
-      return [
+      return settle([
         rebuild(
           ref,
           p.map((pi, i) => sub(pi, mul(dir[i], rate))),
         ),
         { step: newStep, momentum: rebuild(ref, newBufs) },
-      ];
+      ]);
     },
   };
+}
+
+/**
+ * Outside jit and other transforms an update is computed at once (with the loss and gradients it
+ * came from, in one run): otherwise an eager loop would chain every step's update into one ever
+ * longer lazy graph. Under a transform it stays lazy, so it can be compiled or differentiated.
+ */
+function settle<T>(result: T): T {
+  if (traceState.depth === 0) realizeSync(flatten(result, 'update').leaves);
+  return result;
 }
 
 // ---------------------------------------------------------------------------------------------------------------
@@ -324,7 +336,10 @@ function adamFamily(where: string, options: AdamOptions, decoupled: boolean): Op
         const d = decoupled && weightDecay > 0 ? add(u, mul(pi, weightDecay)) : u;
         return sub(pi, mul(d, rate));
       });
-      return [rebuild(ref, newP), { step: newStep, mu: rebuild(ref, newMu), nu: rebuild(ref, newNu) }];
+      return settle([
+        rebuild(ref, newP),
+        { step: newStep, mu: rebuild(ref, newMu), nu: rebuild(ref, newNu) },
+      ]);
     },
   };
 }

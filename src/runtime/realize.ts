@@ -54,27 +54,36 @@ const compiled = new Map<string, Compiled>();
  * One walk of the lazy DAG: a key equal for graphs of equal structure (ops, attributes,
  * shapes, dtypes, wiring; constants by position, not value), and the constants in order.
  */
-function snapshot(pending: readonly Tensor[]): { key: string; consts: Tensor[] } {
+function snapshot(pending: readonly Tensor[]): { key: string; consts: Tensor[]; siblings: Tensor[] } {
   const index = new Map<Tensor, number>();
   const parts: string[] = [];
   const consts: Tensor[] = [];
+  const siblings: Tensor[] = [];
+  const wanted = new Set(pending);
   postOrder(pending, 'realize', (t) => {
     index.set(t, parts.length);
     if (t.storage !== null) {
       consts.push(t);
       parts.push(`c${t.dtype[0]}${t.shape.join(',')}`);
-    } else {
-      if (t.op === 'input')
-        throw new ConcretizationError(
-          `cannot read the value of a tensor that depends on symbolic input ${String(t.attrs.index)} of trace/jit; values exist only when the compiled function runs`,
-        );
-      let ins = '';
-      for (const x of t.inputs) ins += `${index.get(x)},`;
-      parts.push(`${t.op}${t.dtype[0]}${t.shape.join(',')}${JSON.stringify(t.attrs)}${ins}`);
+      return;
     }
+    if (t.op === 'input')
+      throw new ConcretizationError(
+        `cannot read the value of a tensor that depends on symbolic input ${String(t.attrs.index)} of trace/jit; values exist only when the compiled function runs`,
+      );
+    for (const r of t.siblings ?? []) {
+      const s = r.deref();
+      if (s && s.storage === null && !s.disposed && !wanted.has(s)) {
+        wanted.add(s);
+        siblings.push(s);
+      }
+    }
+    let ins = '';
+    for (const x of t.inputs) ins += `${index.get(x)},`;
+    parts.push(`${t.op}${t.dtype[0]}${t.shape.join(',')}${JSON.stringify(t.attrs)}${ins}`);
   });
   parts.push(`>${pending.map((t) => index.get(t)).join(',')}`);
-  return { key: parts.join(';'), consts };
+  return { key: parts.join(';'), consts, siblings };
 }
 
 function compile(pending: readonly Tensor[], key: string): Compiled {
@@ -96,18 +105,15 @@ function compile(pending: readonly Tensor[], key: string): Compiled {
 
 /** Computes every unrealized tensor in `ts` in one graph run. Nothing is assigned if the run throws. */
 export function realizeSync(ts: readonly Tensor[]): void {
-  const set = new Set<Tensor>();
-  for (const t of ts) {
-    if (t.storage !== null) continue;
-    set.add(t);
-    for (const r of t.siblings ?? []) {
-      const s = r.deref();
-      if (s && s.storage === null && !s.disposed) set.add(s);
-    }
-  }
-  const pending = [...set];
+  let pending = [...new Set(ts.filter((t) => t.storage === null))];
   if (pending.length === 0) return;
-  const snap = snapshot(pending);
+  // Tensors made by the same transform call as any node of this graph (a loss and its
+  // gradients) are computed in the same run: the shared work is done once.
+  let snap = snapshot(pending);
+  for (let round = 0; round < 4 && snap.siblings.length > 0; round++) {
+    pending = [...pending, ...snap.siblings];
+    snap = snapshot(pending);
+  }
   const backend = backendSync();
   const c = compile(pending, snap.key);
   // Bind this call's constants into the cached graph for the (synchronous) run, then unbind
