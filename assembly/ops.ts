@@ -61,65 +61,265 @@ export const B_COUNT: i32 = 24;
   return v128.and(m, i32x4.splat(1));
 }
 
-@inline export function uop(op: i32, x: v128): v128 {
-  if (op == U_COPY) return x;
-  if (op == U_NEG) return f32x4.neg(x);
-  if (op == U_ABS) return f32x4.abs(x);
-  if (op == U_SIGN) {
-    const s = v128.or(v128.and(x, i32x4.splat(0x80000000)), f32x4.splat(1.0));
-    // 0 -> 0 (keeps the sign of zero), nan -> nan
-    return vsel(x, s, v128.or(f32x4.eq(x, f32x4.splat(0.0)), f32x4.ne(x, x)));
+/** Unary ops as final classes: loops are generic over them, so each op gets its own loop. */
+class UnaryFn {
+  @inline apply(x: v128): v128 {
+    return x;
   }
-  if (op == U_EXP) return vexp(x);
-  if (op == U_LOG) return vlog(x);
-  if (op == U_LOG1P) return vlog1p(x);
-  if (op == U_SQRT) return f32x4.sqrt(x);
-  if (op == U_SQUARE) return f32x4.mul(x, x);
-  if (op == U_RECIPROCAL) return f32x4.div(f32x4.splat(1.0), x);
-  if (op == U_SIN) return vsin(x);
-  if (op == U_COS) return vcos(x);
-  if (op == U_TANH) return vtanh(x);
-  if (op == U_SIGMOID) return vsigmoid(x);
-  if (op == U_RELU) return f32x4.max(x, f32x4.splat(0.0));
-  if (op == U_SOFTPLUS) return vsoftplus(x);
-  if (op == U_I2F) return f32x4.convert_i32x4_s(x);
-  if (op == U_F2I) return i32x4.trunc_sat_f32x4_s(x);
-  if (op == U_NEG_I32) return i32x4.neg(x);
-  if (op == U_ABS_I32) return i32x4.abs(x);
-  if (op == U_RSQRT) return f32x4.div(f32x4.splat(1.0), f32x4.sqrt(x));
-  if (op == U_FLOOR) return f32x4.floor(x);
-  if (op == U_CEIL) return f32x4.ceil(x);
-  if (op == U_ROUND) return f32x4.nearest(x);
-  if (op == U_NOT_I32) return one(i32x4.eq(x, i32x4.splat(0)));
-  return x;
+}
+@final class F_U_COPY extends UnaryFn {
+  @inline apply(x: v128): v128 {
+    return x;
+  }
+}
+@final class F_U_NEG extends UnaryFn {
+  @inline apply(x: v128): v128 {
+    return f32x4.neg(x);
+  }
+}
+@final class F_U_ABS extends UnaryFn {
+  @inline apply(x: v128): v128 {
+    return f32x4.abs(x);
+  }
+}
+@final class F_U_SIGN extends UnaryFn {
+  @inline apply(x: v128): v128 {
+      const s = v128.or(v128.and(x, i32x4.splat(0x80000000)), f32x4.splat(1.0));
+      // 0 -> 0 (keeps the sign of zero), nan -> nan
+      return vsel(x, s, v128.or(f32x4.eq(x, f32x4.splat(0.0)), f32x4.ne(x, x)));
+  }
+}
+@final class F_U_EXP extends UnaryFn {
+  @inline apply(x: v128): v128 {
+    return vexp(x);
+  }
+}
+@final class F_U_LOG extends UnaryFn {
+  @inline apply(x: v128): v128 {
+    return vlog(x);
+  }
+}
+@final class F_U_LOG1P extends UnaryFn {
+  @inline apply(x: v128): v128 {
+    return vlog1p(x);
+  }
+}
+@final class F_U_SQRT extends UnaryFn {
+  @inline apply(x: v128): v128 {
+    return f32x4.sqrt(x);
+  }
+}
+@final class F_U_SQUARE extends UnaryFn {
+  @inline apply(x: v128): v128 {
+    return f32x4.mul(x, x);
+  }
+}
+@final class F_U_RECIPROCAL extends UnaryFn {
+  @inline apply(x: v128): v128 {
+    return f32x4.div(f32x4.splat(1.0), x);
+  }
+}
+@final class F_U_SIN extends UnaryFn {
+  @inline apply(x: v128): v128 {
+    return vsin(x);
+  }
+}
+@final class F_U_COS extends UnaryFn {
+  @inline apply(x: v128): v128 {
+    return vcos(x);
+  }
+}
+@final class F_U_TANH extends UnaryFn {
+  @inline apply(x: v128): v128 {
+    return vtanh(x);
+  }
+}
+@final class F_U_SIGMOID extends UnaryFn {
+  @inline apply(x: v128): v128 {
+    return vsigmoid(x);
+  }
+}
+@final class F_U_RELU extends UnaryFn {
+  @inline apply(x: v128): v128 {
+    return f32x4.pmax(x, f32x4.splat(0.0));
+  }
+}
+@final class F_U_SOFTPLUS extends UnaryFn {
+  @inline apply(x: v128): v128 {
+    return vsoftplus(x);
+  }
+}
+@final class F_U_I2F extends UnaryFn {
+  @inline apply(x: v128): v128 {
+    return f32x4.convert_i32x4_s(x);
+  }
+}
+@final class F_U_F2I extends UnaryFn {
+  @inline apply(x: v128): v128 {
+    return i32x4.trunc_sat_f32x4_s(x);
+  }
+}
+@final class F_U_NEG_I32 extends UnaryFn {
+  @inline apply(x: v128): v128 {
+    return i32x4.neg(x);
+  }
+}
+@final class F_U_ABS_I32 extends UnaryFn {
+  @inline apply(x: v128): v128 {
+    return i32x4.abs(x);
+  }
+}
+@final class F_U_RSQRT extends UnaryFn {
+  @inline apply(x: v128): v128 {
+    return f32x4.div(f32x4.splat(1.0), f32x4.sqrt(x));
+  }
+}
+@final class F_U_FLOOR extends UnaryFn {
+  @inline apply(x: v128): v128 {
+    return f32x4.floor(x);
+  }
+}
+@final class F_U_CEIL extends UnaryFn {
+  @inline apply(x: v128): v128 {
+    return f32x4.ceil(x);
+  }
+}
+@final class F_U_ROUND extends UnaryFn {
+  @inline apply(x: v128): v128 {
+    return f32x4.nearest(x);
+  }
+}
+@final class F_U_NOT_I32 extends UnaryFn {
+  @inline apply(x: v128): v128 {
+    return one(i32x4.eq(x, i32x4.splat(0)));
+  }
 }
 
-@inline export function bop(op: i32, a: v128, b: v128): v128 {
-  if (op == B_ADD) return f32x4.add(a, b);
-  if (op == B_SUB) return f32x4.sub(a, b);
-  if (op == B_MUL) return f32x4.mul(a, b);
-  if (op == B_DIV) return f32x4.div(a, b);
-  if (op == B_POW) return vpow(a, b);
-  if (op == B_MAX) return f32x4.max(a, b);
-  if (op == B_MIN) return f32x4.min(a, b);
-  if (op == B_GT) return one(f32x4.gt(a, b));
-  if (op == B_LT) return one(f32x4.lt(a, b));
-  if (op == B_EQ) return one(f32x4.eq(a, b));
-  if (op == B_GE) return one(f32x4.ge(a, b));
-  if (op == B_LE) return one(f32x4.le(a, b));
-  if (op == B_NE) return one(f32x4.ne(a, b));
-  if (op == B_ADD_I32) return i32x4.add(a, b);
-  if (op == B_SUB_I32) return i32x4.sub(a, b);
-  if (op == B_MUL_I32) return i32x4.mul(a, b);
-  if (op == B_MAX_I32) return i32x4.max_s(a, b);
-  if (op == B_MIN_I32) return i32x4.min_s(a, b);
-  if (op == B_GT_I32) return one(i32x4.gt_s(a, b));
-  if (op == B_LT_I32) return one(i32x4.lt_s(a, b));
-  if (op == B_EQ_I32) return one(i32x4.eq(a, b));
-  if (op == B_GE_I32) return one(i32x4.ge_s(a, b));
-  if (op == B_LE_I32) return one(i32x4.le_s(a, b));
-  if (op == B_NE_I32) return one(i32x4.ne(a, b));
-  return a;
+/** Binary ops as final classes (see UnaryFn). */
+class BinaryFn {
+  @inline apply(a: v128, b: v128): v128 {
+    return a;
+  }
+}
+@final class F_B_ADD extends BinaryFn {
+  @inline apply(a: v128, b: v128): v128 {
+    return f32x4.add(a, b);
+  }
+}
+@final class F_B_SUB extends BinaryFn {
+  @inline apply(a: v128, b: v128): v128 {
+    return f32x4.sub(a, b);
+  }
+}
+@final class F_B_MUL extends BinaryFn {
+  @inline apply(a: v128, b: v128): v128 {
+    return f32x4.mul(a, b);
+  }
+}
+@final class F_B_DIV extends BinaryFn {
+  @inline apply(a: v128, b: v128): v128 {
+    return f32x4.div(a, b);
+  }
+}
+@final class F_B_POW extends BinaryFn {
+  @inline apply(a: v128, b: v128): v128 {
+    return vpow(a, b);
+  }
+}
+@final class F_B_MAX extends BinaryFn {
+  @inline apply(a: v128, b: v128): v128 {
+    return f32x4.max(a, b);
+  }
+}
+@final class F_B_MIN extends BinaryFn {
+  @inline apply(a: v128, b: v128): v128 {
+    return f32x4.min(a, b);
+  }
+}
+@final class F_B_GT extends BinaryFn {
+  @inline apply(a: v128, b: v128): v128 {
+    return one(f32x4.gt(a, b));
+  }
+}
+@final class F_B_LT extends BinaryFn {
+  @inline apply(a: v128, b: v128): v128 {
+    return one(f32x4.lt(a, b));
+  }
+}
+@final class F_B_EQ extends BinaryFn {
+  @inline apply(a: v128, b: v128): v128 {
+    return one(f32x4.eq(a, b));
+  }
+}
+@final class F_B_GE extends BinaryFn {
+  @inline apply(a: v128, b: v128): v128 {
+    return one(f32x4.ge(a, b));
+  }
+}
+@final class F_B_LE extends BinaryFn {
+  @inline apply(a: v128, b: v128): v128 {
+    return one(f32x4.le(a, b));
+  }
+}
+@final class F_B_NE extends BinaryFn {
+  @inline apply(a: v128, b: v128): v128 {
+    return one(f32x4.ne(a, b));
+  }
+}
+@final class F_B_ADD_I32 extends BinaryFn {
+  @inline apply(a: v128, b: v128): v128 {
+    return i32x4.add(a, b);
+  }
+}
+@final class F_B_SUB_I32 extends BinaryFn {
+  @inline apply(a: v128, b: v128): v128 {
+    return i32x4.sub(a, b);
+  }
+}
+@final class F_B_MUL_I32 extends BinaryFn {
+  @inline apply(a: v128, b: v128): v128 {
+    return i32x4.mul(a, b);
+  }
+}
+@final class F_B_MAX_I32 extends BinaryFn {
+  @inline apply(a: v128, b: v128): v128 {
+    return i32x4.max_s(a, b);
+  }
+}
+@final class F_B_MIN_I32 extends BinaryFn {
+  @inline apply(a: v128, b: v128): v128 {
+    return i32x4.min_s(a, b);
+  }
+}
+@final class F_B_GT_I32 extends BinaryFn {
+  @inline apply(a: v128, b: v128): v128 {
+    return one(i32x4.gt_s(a, b));
+  }
+}
+@final class F_B_LT_I32 extends BinaryFn {
+  @inline apply(a: v128, b: v128): v128 {
+    return one(i32x4.lt_s(a, b));
+  }
+}
+@final class F_B_EQ_I32 extends BinaryFn {
+  @inline apply(a: v128, b: v128): v128 {
+    return one(i32x4.eq(a, b));
+  }
+}
+@final class F_B_GE_I32 extends BinaryFn {
+  @inline apply(a: v128, b: v128): v128 {
+    return one(i32x4.ge_s(a, b));
+  }
+}
+@final class F_B_LE_I32 extends BinaryFn {
+  @inline apply(a: v128, b: v128): v128 {
+    return one(i32x4.le_s(a, b));
+  }
+}
+@final class F_B_NE_I32 extends BinaryFn {
+  @inline apply(a: v128, b: v128): v128 {
+    return one(i32x4.ne(a, b));
+  }
 }
 
 // ---- partial (1..3 lane) loads and stores for loop tails ----------------------
@@ -150,45 +350,57 @@ export const B_COUNT: i32 = 24;
 
 // ---- loops (op is a compile-time constant after inlining) ---------------------
 
-@inline function unaryLoop(op: i32, x: usize, out: usize, n: i32): void {
+@inline function unaryLoop<F extends UnaryFn>(x: usize, out: usize, n: i32): void {
+  const f = changetype<F>(0);
   let i = 0;
   for (; i + 8 <= n; i += 8) {
     const p = <usize>i << 2;
     const v0 = v128.load(x + p);
     const v1 = v128.load(x + p, 16);
-    v128.store(out + p, uop(op, v0));
-    v128.store(out + p, uop(op, v1), 16);
+    v128.store(out + p, f.apply(v0));
+    v128.store(out + p, f.apply(v1), 16);
   }
   for (; i + 4 <= n; i += 4) {
     const p = <usize>i << 2;
-    v128.store(out + p, uop(op, v128.load(x + p)));
+    v128.store(out + p, f.apply(v128.load(x + p)));
   }
   if (i < n) {
     const p = <usize>i << 2;
-    storePart(out + p, uop(op, loadPart(x + p, n - i)), n - i);
+    storePart(out + p, f.apply(loadPart(x + p, n - i)), n - i);
   }
 }
 
 /** mode: 0 = a,b vectors; 1 = b scalar; 2 = a scalar */
-@inline function binaryLoop(op: i32, mode: i32, a: usize, b: usize, out: usize, n: i32): void {
+@inline function binaryLoop<F extends BinaryFn>(mode: i32, a: usize, b: usize, out: usize, n: i32): void {
+  const f = changetype<F>(0);
   let i = 0;
   const as = v128.load32_splat(a);
   const bs = v128.load32_splat(b);
+  for (; i + 8 <= n; i += 8) {
+    const p = <usize>i << 2;
+    const va0 = mode == 2 ? as : v128.load(a + p);
+    const vb0 = mode == 1 ? bs : v128.load(b + p);
+    const va1 = mode == 2 ? as : v128.load(a + p, 16);
+    const vb1 = mode == 1 ? bs : v128.load(b + p, 16);
+    v128.store(out + p, f.apply(va0, vb0));
+    v128.store(out + p, f.apply(va1, vb1), 16);
+  }
   for (; i + 4 <= n; i += 4) {
     const p = <usize>i << 2;
     const va = mode == 2 ? as : v128.load(a + p);
     const vb = mode == 1 ? bs : v128.load(b + p);
-    v128.store(out + p, bop(op, va, vb));
+    v128.store(out + p, f.apply(va, vb));
   }
   if (i < n) {
     const p = <usize>i << 2;
     const va = mode == 2 ? as : loadPart(a + p, n - i);
     const vb = mode == 1 ? bs : loadPart(b + p, n - i);
-    storePart(out + p, bop(op, va, vb), n - i);
+    storePart(out + p, f.apply(va, vb), n - i);
   }
 }
 
-@inline function binaryLoopStrided(op: i32, a: usize, sa: i32, b: usize, sb: i32, out: usize, n: i32): void {
+@inline function binaryLoopStrided<F extends BinaryFn>(a: usize, sa: i32, b: usize, sb: i32, out: usize, n: i32): void {
+  const f = changetype<F>(0);
   const sab = <usize>sa << 2;
   const sbb = <usize>sb << 2;
   let i = 0;
@@ -196,7 +408,7 @@ export const B_COUNT: i32 = 24;
     const r = min(4, n - i);
     const va = loadStrided(a + <usize>i * sab, sab, r);
     const vb = loadStrided(b + <usize>i * sbb, sbb, r);
-    const vo = bop(op, va, vb);
+    const vo = f.apply(va, vb);
     if (r == 4) v128.store(out + (<usize>i << 2), vo);
     else storePart(out + (<usize>i << 2), vo, r);
   }
@@ -205,151 +417,151 @@ export const B_COUNT: i32 = 24;
 /** out[i] = op(x[i]) for i < n (contiguous). */
 export function unaryRun(op: i32, x: usize, out: usize, n: i32): void {
   switch (op) {
-    case U_COPY: unaryLoop(U_COPY, x, out, n); return;
-    case U_NEG: unaryLoop(U_NEG, x, out, n); return;
-    case U_ABS: unaryLoop(U_ABS, x, out, n); return;
-    case U_SIGN: unaryLoop(U_SIGN, x, out, n); return;
-    case U_EXP: unaryLoop(U_EXP, x, out, n); return;
-    case U_LOG: unaryLoop(U_LOG, x, out, n); return;
-    case U_LOG1P: unaryLoop(U_LOG1P, x, out, n); return;
-    case U_SQRT: unaryLoop(U_SQRT, x, out, n); return;
-    case U_SQUARE: unaryLoop(U_SQUARE, x, out, n); return;
-    case U_RECIPROCAL: unaryLoop(U_RECIPROCAL, x, out, n); return;
-    case U_SIN: unaryLoop(U_SIN, x, out, n); return;
-    case U_COS: unaryLoop(U_COS, x, out, n); return;
-    case U_TANH: unaryLoop(U_TANH, x, out, n); return;
-    case U_SIGMOID: unaryLoop(U_SIGMOID, x, out, n); return;
-    case U_RELU: unaryLoop(U_RELU, x, out, n); return;
-    case U_SOFTPLUS: unaryLoop(U_SOFTPLUS, x, out, n); return;
-    case U_I2F: unaryLoop(U_I2F, x, out, n); return;
-    case U_F2I: unaryLoop(U_F2I, x, out, n); return;
-    case U_NEG_I32: unaryLoop(U_NEG_I32, x, out, n); return;
-    case U_ABS_I32: unaryLoop(U_ABS_I32, x, out, n); return;
-    case U_RSQRT: unaryLoop(U_RSQRT, x, out, n); return;
-    case U_FLOOR: unaryLoop(U_FLOOR, x, out, n); return;
-    case U_CEIL: unaryLoop(U_CEIL, x, out, n); return;
-    case U_ROUND: unaryLoop(U_ROUND, x, out, n); return;
-    case U_NOT_I32: unaryLoop(U_NOT_I32, x, out, n); return;
+    case U_COPY: unaryLoop<F_U_COPY>(x, out, n); return;
+    case U_NEG: unaryLoop<F_U_NEG>(x, out, n); return;
+    case U_ABS: unaryLoop<F_U_ABS>(x, out, n); return;
+    case U_SIGN: unaryLoop<F_U_SIGN>(x, out, n); return;
+    case U_EXP: unaryLoop<F_U_EXP>(x, out, n); return;
+    case U_LOG: unaryLoop<F_U_LOG>(x, out, n); return;
+    case U_LOG1P: unaryLoop<F_U_LOG1P>(x, out, n); return;
+    case U_SQRT: unaryLoop<F_U_SQRT>(x, out, n); return;
+    case U_SQUARE: unaryLoop<F_U_SQUARE>(x, out, n); return;
+    case U_RECIPROCAL: unaryLoop<F_U_RECIPROCAL>(x, out, n); return;
+    case U_SIN: unaryLoop<F_U_SIN>(x, out, n); return;
+    case U_COS: unaryLoop<F_U_COS>(x, out, n); return;
+    case U_TANH: unaryLoop<F_U_TANH>(x, out, n); return;
+    case U_SIGMOID: unaryLoop<F_U_SIGMOID>(x, out, n); return;
+    case U_RELU: unaryLoop<F_U_RELU>(x, out, n); return;
+    case U_SOFTPLUS: unaryLoop<F_U_SOFTPLUS>(x, out, n); return;
+    case U_I2F: unaryLoop<F_U_I2F>(x, out, n); return;
+    case U_F2I: unaryLoop<F_U_F2I>(x, out, n); return;
+    case U_NEG_I32: unaryLoop<F_U_NEG_I32>(x, out, n); return;
+    case U_ABS_I32: unaryLoop<F_U_ABS_I32>(x, out, n); return;
+    case U_RSQRT: unaryLoop<F_U_RSQRT>(x, out, n); return;
+    case U_FLOOR: unaryLoop<F_U_FLOOR>(x, out, n); return;
+    case U_CEIL: unaryLoop<F_U_CEIL>(x, out, n); return;
+    case U_ROUND: unaryLoop<F_U_ROUND>(x, out, n); return;
+    case U_NOT_I32: unaryLoop<F_U_NOT_I32>(x, out, n); return;
   }
 }
 
 /** out[i] = op(a, b) over n elements; a, b contiguous. */
 export function binaryRunVV(op: i32, a: usize, b: usize, out: usize, n: i32): void {
   switch (op) {
-    case B_ADD: binaryLoop(B_ADD, 0, a, b, out, n); return;
-    case B_SUB: binaryLoop(B_SUB, 0, a, b, out, n); return;
-    case B_MUL: binaryLoop(B_MUL, 0, a, b, out, n); return;
-    case B_DIV: binaryLoop(B_DIV, 0, a, b, out, n); return;
-    case B_POW: binaryLoop(B_POW, 0, a, b, out, n); return;
-    case B_MAX: binaryLoop(B_MAX, 0, a, b, out, n); return;
-    case B_MIN: binaryLoop(B_MIN, 0, a, b, out, n); return;
-    case B_GT: binaryLoop(B_GT, 0, a, b, out, n); return;
-    case B_LT: binaryLoop(B_LT, 0, a, b, out, n); return;
-    case B_EQ: binaryLoop(B_EQ, 0, a, b, out, n); return;
-    case B_GE: binaryLoop(B_GE, 0, a, b, out, n); return;
-    case B_LE: binaryLoop(B_LE, 0, a, b, out, n); return;
-    case B_NE: binaryLoop(B_NE, 0, a, b, out, n); return;
-    case B_ADD_I32: binaryLoop(B_ADD_I32, 0, a, b, out, n); return;
-    case B_SUB_I32: binaryLoop(B_SUB_I32, 0, a, b, out, n); return;
-    case B_MUL_I32: binaryLoop(B_MUL_I32, 0, a, b, out, n); return;
-    case B_MAX_I32: binaryLoop(B_MAX_I32, 0, a, b, out, n); return;
-    case B_MIN_I32: binaryLoop(B_MIN_I32, 0, a, b, out, n); return;
-    case B_GT_I32: binaryLoop(B_GT_I32, 0, a, b, out, n); return;
-    case B_LT_I32: binaryLoop(B_LT_I32, 0, a, b, out, n); return;
-    case B_EQ_I32: binaryLoop(B_EQ_I32, 0, a, b, out, n); return;
-    case B_GE_I32: binaryLoop(B_GE_I32, 0, a, b, out, n); return;
-    case B_LE_I32: binaryLoop(B_LE_I32, 0, a, b, out, n); return;
-    case B_NE_I32: binaryLoop(B_NE_I32, 0, a, b, out, n); return;
+    case B_ADD: binaryLoop<F_B_ADD>(0, a, b, out, n); return;
+    case B_SUB: binaryLoop<F_B_SUB>(0, a, b, out, n); return;
+    case B_MUL: binaryLoop<F_B_MUL>(0, a, b, out, n); return;
+    case B_DIV: binaryLoop<F_B_DIV>(0, a, b, out, n); return;
+    case B_POW: binaryLoop<F_B_POW>(0, a, b, out, n); return;
+    case B_MAX: binaryLoop<F_B_MAX>(0, a, b, out, n); return;
+    case B_MIN: binaryLoop<F_B_MIN>(0, a, b, out, n); return;
+    case B_GT: binaryLoop<F_B_GT>(0, a, b, out, n); return;
+    case B_LT: binaryLoop<F_B_LT>(0, a, b, out, n); return;
+    case B_EQ: binaryLoop<F_B_EQ>(0, a, b, out, n); return;
+    case B_GE: binaryLoop<F_B_GE>(0, a, b, out, n); return;
+    case B_LE: binaryLoop<F_B_LE>(0, a, b, out, n); return;
+    case B_NE: binaryLoop<F_B_NE>(0, a, b, out, n); return;
+    case B_ADD_I32: binaryLoop<F_B_ADD_I32>(0, a, b, out, n); return;
+    case B_SUB_I32: binaryLoop<F_B_SUB_I32>(0, a, b, out, n); return;
+    case B_MUL_I32: binaryLoop<F_B_MUL_I32>(0, a, b, out, n); return;
+    case B_MAX_I32: binaryLoop<F_B_MAX_I32>(0, a, b, out, n); return;
+    case B_MIN_I32: binaryLoop<F_B_MIN_I32>(0, a, b, out, n); return;
+    case B_GT_I32: binaryLoop<F_B_GT_I32>(0, a, b, out, n); return;
+    case B_LT_I32: binaryLoop<F_B_LT_I32>(0, a, b, out, n); return;
+    case B_EQ_I32: binaryLoop<F_B_EQ_I32>(0, a, b, out, n); return;
+    case B_GE_I32: binaryLoop<F_B_GE_I32>(0, a, b, out, n); return;
+    case B_LE_I32: binaryLoop<F_B_LE_I32>(0, a, b, out, n); return;
+    case B_NE_I32: binaryLoop<F_B_NE_I32>(0, a, b, out, n); return;
   }
 }
 
 /** out[i] = op(a, b) over n elements; b is a single scalar at b. */
 export function binaryRunVS(op: i32, a: usize, b: usize, out: usize, n: i32): void {
   switch (op) {
-    case B_ADD: binaryLoop(B_ADD, 1, a, b, out, n); return;
-    case B_SUB: binaryLoop(B_SUB, 1, a, b, out, n); return;
-    case B_MUL: binaryLoop(B_MUL, 1, a, b, out, n); return;
-    case B_DIV: binaryLoop(B_DIV, 1, a, b, out, n); return;
-    case B_POW: binaryLoop(B_POW, 1, a, b, out, n); return;
-    case B_MAX: binaryLoop(B_MAX, 1, a, b, out, n); return;
-    case B_MIN: binaryLoop(B_MIN, 1, a, b, out, n); return;
-    case B_GT: binaryLoop(B_GT, 1, a, b, out, n); return;
-    case B_LT: binaryLoop(B_LT, 1, a, b, out, n); return;
-    case B_EQ: binaryLoop(B_EQ, 1, a, b, out, n); return;
-    case B_GE: binaryLoop(B_GE, 1, a, b, out, n); return;
-    case B_LE: binaryLoop(B_LE, 1, a, b, out, n); return;
-    case B_NE: binaryLoop(B_NE, 1, a, b, out, n); return;
-    case B_ADD_I32: binaryLoop(B_ADD_I32, 1, a, b, out, n); return;
-    case B_SUB_I32: binaryLoop(B_SUB_I32, 1, a, b, out, n); return;
-    case B_MUL_I32: binaryLoop(B_MUL_I32, 1, a, b, out, n); return;
-    case B_MAX_I32: binaryLoop(B_MAX_I32, 1, a, b, out, n); return;
-    case B_MIN_I32: binaryLoop(B_MIN_I32, 1, a, b, out, n); return;
-    case B_GT_I32: binaryLoop(B_GT_I32, 1, a, b, out, n); return;
-    case B_LT_I32: binaryLoop(B_LT_I32, 1, a, b, out, n); return;
-    case B_EQ_I32: binaryLoop(B_EQ_I32, 1, a, b, out, n); return;
-    case B_GE_I32: binaryLoop(B_GE_I32, 1, a, b, out, n); return;
-    case B_LE_I32: binaryLoop(B_LE_I32, 1, a, b, out, n); return;
-    case B_NE_I32: binaryLoop(B_NE_I32, 1, a, b, out, n); return;
+    case B_ADD: binaryLoop<F_B_ADD>(1, a, b, out, n); return;
+    case B_SUB: binaryLoop<F_B_SUB>(1, a, b, out, n); return;
+    case B_MUL: binaryLoop<F_B_MUL>(1, a, b, out, n); return;
+    case B_DIV: binaryLoop<F_B_DIV>(1, a, b, out, n); return;
+    case B_POW: binaryLoop<F_B_POW>(1, a, b, out, n); return;
+    case B_MAX: binaryLoop<F_B_MAX>(1, a, b, out, n); return;
+    case B_MIN: binaryLoop<F_B_MIN>(1, a, b, out, n); return;
+    case B_GT: binaryLoop<F_B_GT>(1, a, b, out, n); return;
+    case B_LT: binaryLoop<F_B_LT>(1, a, b, out, n); return;
+    case B_EQ: binaryLoop<F_B_EQ>(1, a, b, out, n); return;
+    case B_GE: binaryLoop<F_B_GE>(1, a, b, out, n); return;
+    case B_LE: binaryLoop<F_B_LE>(1, a, b, out, n); return;
+    case B_NE: binaryLoop<F_B_NE>(1, a, b, out, n); return;
+    case B_ADD_I32: binaryLoop<F_B_ADD_I32>(1, a, b, out, n); return;
+    case B_SUB_I32: binaryLoop<F_B_SUB_I32>(1, a, b, out, n); return;
+    case B_MUL_I32: binaryLoop<F_B_MUL_I32>(1, a, b, out, n); return;
+    case B_MAX_I32: binaryLoop<F_B_MAX_I32>(1, a, b, out, n); return;
+    case B_MIN_I32: binaryLoop<F_B_MIN_I32>(1, a, b, out, n); return;
+    case B_GT_I32: binaryLoop<F_B_GT_I32>(1, a, b, out, n); return;
+    case B_LT_I32: binaryLoop<F_B_LT_I32>(1, a, b, out, n); return;
+    case B_EQ_I32: binaryLoop<F_B_EQ_I32>(1, a, b, out, n); return;
+    case B_GE_I32: binaryLoop<F_B_GE_I32>(1, a, b, out, n); return;
+    case B_LE_I32: binaryLoop<F_B_LE_I32>(1, a, b, out, n); return;
+    case B_NE_I32: binaryLoop<F_B_NE_I32>(1, a, b, out, n); return;
   }
 }
 
 /** out[i] = op(a, b) over n elements; a is a single scalar at a. */
 export function binaryRunSV(op: i32, a: usize, b: usize, out: usize, n: i32): void {
   switch (op) {
-    case B_ADD: binaryLoop(B_ADD, 2, a, b, out, n); return;
-    case B_SUB: binaryLoop(B_SUB, 2, a, b, out, n); return;
-    case B_MUL: binaryLoop(B_MUL, 2, a, b, out, n); return;
-    case B_DIV: binaryLoop(B_DIV, 2, a, b, out, n); return;
-    case B_POW: binaryLoop(B_POW, 2, a, b, out, n); return;
-    case B_MAX: binaryLoop(B_MAX, 2, a, b, out, n); return;
-    case B_MIN: binaryLoop(B_MIN, 2, a, b, out, n); return;
-    case B_GT: binaryLoop(B_GT, 2, a, b, out, n); return;
-    case B_LT: binaryLoop(B_LT, 2, a, b, out, n); return;
-    case B_EQ: binaryLoop(B_EQ, 2, a, b, out, n); return;
-    case B_GE: binaryLoop(B_GE, 2, a, b, out, n); return;
-    case B_LE: binaryLoop(B_LE, 2, a, b, out, n); return;
-    case B_NE: binaryLoop(B_NE, 2, a, b, out, n); return;
-    case B_ADD_I32: binaryLoop(B_ADD_I32, 2, a, b, out, n); return;
-    case B_SUB_I32: binaryLoop(B_SUB_I32, 2, a, b, out, n); return;
-    case B_MUL_I32: binaryLoop(B_MUL_I32, 2, a, b, out, n); return;
-    case B_MAX_I32: binaryLoop(B_MAX_I32, 2, a, b, out, n); return;
-    case B_MIN_I32: binaryLoop(B_MIN_I32, 2, a, b, out, n); return;
-    case B_GT_I32: binaryLoop(B_GT_I32, 2, a, b, out, n); return;
-    case B_LT_I32: binaryLoop(B_LT_I32, 2, a, b, out, n); return;
-    case B_EQ_I32: binaryLoop(B_EQ_I32, 2, a, b, out, n); return;
-    case B_GE_I32: binaryLoop(B_GE_I32, 2, a, b, out, n); return;
-    case B_LE_I32: binaryLoop(B_LE_I32, 2, a, b, out, n); return;
-    case B_NE_I32: binaryLoop(B_NE_I32, 2, a, b, out, n); return;
+    case B_ADD: binaryLoop<F_B_ADD>(2, a, b, out, n); return;
+    case B_SUB: binaryLoop<F_B_SUB>(2, a, b, out, n); return;
+    case B_MUL: binaryLoop<F_B_MUL>(2, a, b, out, n); return;
+    case B_DIV: binaryLoop<F_B_DIV>(2, a, b, out, n); return;
+    case B_POW: binaryLoop<F_B_POW>(2, a, b, out, n); return;
+    case B_MAX: binaryLoop<F_B_MAX>(2, a, b, out, n); return;
+    case B_MIN: binaryLoop<F_B_MIN>(2, a, b, out, n); return;
+    case B_GT: binaryLoop<F_B_GT>(2, a, b, out, n); return;
+    case B_LT: binaryLoop<F_B_LT>(2, a, b, out, n); return;
+    case B_EQ: binaryLoop<F_B_EQ>(2, a, b, out, n); return;
+    case B_GE: binaryLoop<F_B_GE>(2, a, b, out, n); return;
+    case B_LE: binaryLoop<F_B_LE>(2, a, b, out, n); return;
+    case B_NE: binaryLoop<F_B_NE>(2, a, b, out, n); return;
+    case B_ADD_I32: binaryLoop<F_B_ADD_I32>(2, a, b, out, n); return;
+    case B_SUB_I32: binaryLoop<F_B_SUB_I32>(2, a, b, out, n); return;
+    case B_MUL_I32: binaryLoop<F_B_MUL_I32>(2, a, b, out, n); return;
+    case B_MAX_I32: binaryLoop<F_B_MAX_I32>(2, a, b, out, n); return;
+    case B_MIN_I32: binaryLoop<F_B_MIN_I32>(2, a, b, out, n); return;
+    case B_GT_I32: binaryLoop<F_B_GT_I32>(2, a, b, out, n); return;
+    case B_LT_I32: binaryLoop<F_B_LT_I32>(2, a, b, out, n); return;
+    case B_EQ_I32: binaryLoop<F_B_EQ_I32>(2, a, b, out, n); return;
+    case B_GE_I32: binaryLoop<F_B_GE_I32>(2, a, b, out, n); return;
+    case B_LE_I32: binaryLoop<F_B_LE_I32>(2, a, b, out, n); return;
+    case B_NE_I32: binaryLoop<F_B_NE_I32>(2, a, b, out, n); return;
   }
 }
 
 /** General element strides (any, incl. 0). */
 export function binaryRunStrided(op: i32, a: usize, sa: i32, b: usize, sb: i32, out: usize, n: i32): void {
   switch (op) {
-    case B_ADD: binaryLoopStrided(B_ADD, a, sa, b, sb, out, n); return;
-    case B_SUB: binaryLoopStrided(B_SUB, a, sa, b, sb, out, n); return;
-    case B_MUL: binaryLoopStrided(B_MUL, a, sa, b, sb, out, n); return;
-    case B_DIV: binaryLoopStrided(B_DIV, a, sa, b, sb, out, n); return;
-    case B_POW: binaryLoopStrided(B_POW, a, sa, b, sb, out, n); return;
-    case B_MAX: binaryLoopStrided(B_MAX, a, sa, b, sb, out, n); return;
-    case B_MIN: binaryLoopStrided(B_MIN, a, sa, b, sb, out, n); return;
-    case B_GT: binaryLoopStrided(B_GT, a, sa, b, sb, out, n); return;
-    case B_LT: binaryLoopStrided(B_LT, a, sa, b, sb, out, n); return;
-    case B_EQ: binaryLoopStrided(B_EQ, a, sa, b, sb, out, n); return;
-    case B_GE: binaryLoopStrided(B_GE, a, sa, b, sb, out, n); return;
-    case B_LE: binaryLoopStrided(B_LE, a, sa, b, sb, out, n); return;
-    case B_NE: binaryLoopStrided(B_NE, a, sa, b, sb, out, n); return;
-    case B_ADD_I32: binaryLoopStrided(B_ADD_I32, a, sa, b, sb, out, n); return;
-    case B_SUB_I32: binaryLoopStrided(B_SUB_I32, a, sa, b, sb, out, n); return;
-    case B_MUL_I32: binaryLoopStrided(B_MUL_I32, a, sa, b, sb, out, n); return;
-    case B_MAX_I32: binaryLoopStrided(B_MAX_I32, a, sa, b, sb, out, n); return;
-    case B_MIN_I32: binaryLoopStrided(B_MIN_I32, a, sa, b, sb, out, n); return;
-    case B_GT_I32: binaryLoopStrided(B_GT_I32, a, sa, b, sb, out, n); return;
-    case B_LT_I32: binaryLoopStrided(B_LT_I32, a, sa, b, sb, out, n); return;
-    case B_EQ_I32: binaryLoopStrided(B_EQ_I32, a, sa, b, sb, out, n); return;
-    case B_GE_I32: binaryLoopStrided(B_GE_I32, a, sa, b, sb, out, n); return;
-    case B_LE_I32: binaryLoopStrided(B_LE_I32, a, sa, b, sb, out, n); return;
-    case B_NE_I32: binaryLoopStrided(B_NE_I32, a, sa, b, sb, out, n); return;
+    case B_ADD: binaryLoopStrided<F_B_ADD>(a, sa, b, sb, out, n); return;
+    case B_SUB: binaryLoopStrided<F_B_SUB>(a, sa, b, sb, out, n); return;
+    case B_MUL: binaryLoopStrided<F_B_MUL>(a, sa, b, sb, out, n); return;
+    case B_DIV: binaryLoopStrided<F_B_DIV>(a, sa, b, sb, out, n); return;
+    case B_POW: binaryLoopStrided<F_B_POW>(a, sa, b, sb, out, n); return;
+    case B_MAX: binaryLoopStrided<F_B_MAX>(a, sa, b, sb, out, n); return;
+    case B_MIN: binaryLoopStrided<F_B_MIN>(a, sa, b, sb, out, n); return;
+    case B_GT: binaryLoopStrided<F_B_GT>(a, sa, b, sb, out, n); return;
+    case B_LT: binaryLoopStrided<F_B_LT>(a, sa, b, sb, out, n); return;
+    case B_EQ: binaryLoopStrided<F_B_EQ>(a, sa, b, sb, out, n); return;
+    case B_GE: binaryLoopStrided<F_B_GE>(a, sa, b, sb, out, n); return;
+    case B_LE: binaryLoopStrided<F_B_LE>(a, sa, b, sb, out, n); return;
+    case B_NE: binaryLoopStrided<F_B_NE>(a, sa, b, sb, out, n); return;
+    case B_ADD_I32: binaryLoopStrided<F_B_ADD_I32>(a, sa, b, sb, out, n); return;
+    case B_SUB_I32: binaryLoopStrided<F_B_SUB_I32>(a, sa, b, sb, out, n); return;
+    case B_MUL_I32: binaryLoopStrided<F_B_MUL_I32>(a, sa, b, sb, out, n); return;
+    case B_MAX_I32: binaryLoopStrided<F_B_MAX_I32>(a, sa, b, sb, out, n); return;
+    case B_MIN_I32: binaryLoopStrided<F_B_MIN_I32>(a, sa, b, sb, out, n); return;
+    case B_GT_I32: binaryLoopStrided<F_B_GT_I32>(a, sa, b, sb, out, n); return;
+    case B_LT_I32: binaryLoopStrided<F_B_LT_I32>(a, sa, b, sb, out, n); return;
+    case B_EQ_I32: binaryLoopStrided<F_B_EQ_I32>(a, sa, b, sb, out, n); return;
+    case B_GE_I32: binaryLoopStrided<F_B_GE_I32>(a, sa, b, sb, out, n); return;
+    case B_LE_I32: binaryLoopStrided<F_B_LE_I32>(a, sa, b, sb, out, n); return;
+    case B_NE_I32: binaryLoopStrided<F_B_NE_I32>(a, sa, b, sb, out, n); return;
   }
 }
 
