@@ -17,31 +17,101 @@ export const R_SUM_I32: i32 = 9; // int32 in/out
 export const R_MAX_I32: i32 = 10;
 export const R_MIN_I32: i32 = 11;
 
-@inline function ident(op: i32): v128 {
-  if (op == R_MAX) return f32x4.splat(-Infinity);
-  if (op == R_MIN) return f32x4.splat(Infinity);
-  if (op == R_PROD) return f32x4.splat(1.0);
-  if (op == R_MAX_I32) return i32x4.splat(i32.MIN_VALUE);
-  if (op == R_MIN_I32) return i32x4.splat(i32.MAX_VALUE);
-  return i32x4.splat(0);
-}
 
-@inline function comb(op: i32, acc: v128, x: v128): v128 {
-  if (op == R_MAX) return f32x4.max(acc, x);
-  if (op == R_MIN) return f32x4.min(acc, x);
-  if (op == R_PROD) return f32x4.mul(acc, x);
-  if (op == R_SUMSQ) return f32x4.add(acc, f32x4.mul(x, x));
-  if (op == R_SUM_I32) return i32x4.add(acc, x);
-  if (op == R_MAX_I32) return i32x4.max_s(acc, x);
-  if (op == R_MIN_I32) return i32x4.min_s(acc, x);
-  return f32x4.add(acc, x);
+
+/**
+ * The vector identity and combine step of each reduction as a final class: the loops are
+ * generic over it, so every reduction gets its own loop (an op argument would be tested per
+ * vector, and Binaryen evaluates the cheap alternatives eagerly). Each class defines both
+ * methods: an inherited, overridden method would be a virtual call.
+ */
+class Red {
+  @inline ident(): v128 {
+    return i32x4.splat(0);
+  }
+  @inline comb(acc: v128, x: v128): v128 {
+    return f32x4.add(acc, x);
+  }
+}
+@final class RSum extends Red {
+  @inline ident(): v128 {
+    return i32x4.splat(0);
+  }
+  @inline comb(acc: v128, x: v128): v128 {
+    return f32x4.add(acc, x);
+  }
+}
+@final class RMean extends Red {
+  @inline ident(): v128 {
+    return i32x4.splat(0);
+  }
+  @inline comb(acc: v128, x: v128): v128 {
+    return f32x4.add(acc, x);
+  }
+}
+@final class RMax extends Red {
+  @inline ident(): v128 {
+    return f32x4.splat(-Infinity);
+  }
+  @inline comb(acc: v128, x: v128): v128 {
+    return f32x4.max(acc, x);
+  }
+}
+@final class RMin extends Red {
+  @inline ident(): v128 {
+    return f32x4.splat(Infinity);
+  }
+  @inline comb(acc: v128, x: v128): v128 {
+    return f32x4.min(acc, x);
+  }
+}
+@final class RProd extends Red {
+  @inline ident(): v128 {
+    return f32x4.splat(1.0);
+  }
+  @inline comb(acc: v128, x: v128): v128 {
+    return f32x4.mul(acc, x);
+  }
+}
+@final class RSumSq extends Red {
+  @inline ident(): v128 {
+    return i32x4.splat(0);
+  }
+  @inline comb(acc: v128, x: v128): v128 {
+    return f32x4.add(acc, f32x4.mul(x, x));
+  }
+}
+@final class RSumI32 extends Red {
+  @inline ident(): v128 {
+    return i32x4.splat(0);
+  }
+  @inline comb(acc: v128, x: v128): v128 {
+    return i32x4.add(acc, x);
+  }
+}
+@final class RMaxI32 extends Red {
+  @inline ident(): v128 {
+    return i32x4.splat(i32.MIN_VALUE);
+  }
+  @inline comb(acc: v128, x: v128): v128 {
+    return i32x4.max_s(acc, x);
+  }
+}
+@final class RMinI32 extends Red {
+  @inline ident(): v128 {
+    return i32x4.splat(i32.MAX_VALUE);
+  }
+  @inline comb(acc: v128, x: v128): v128 {
+    return i32x4.min_s(acc, x);
+  }
 }
 
 /** Tail load: lanes past r get the identity. */
-@inline function loadTail(op: i32, p: usize, r: i32): v128 {
+@inline function loadTail<R extends Red>(op: i32, p: usize, r: i32): v128 {
+  const red = changetype<R>(0);
   const v = loadPart(p, r);
   const lane = i32x4(0, 1, 2, 3);
-  return v128.bitselect(v, ident(op), i32x4.lt_s(lane, i32x4.splat(r)));
+  return v128.bitselect(v, red.ident(), i32x4.lt_s(lane, i32x4.splat(r)));
 }
 
 @inline function isInt(op: i32): bool {
@@ -90,22 +160,23 @@ export const R_MIN_I32: i32 = 11;
 const BLOCK: i32 = 1024;
 
 /** Reduce a contiguous row of n elements (block-wise f32x4 partials, combined in f64). */
-@inline function rowReduceF(op: i32, x: usize, n: i32): f64 {
+@inline function rowReduceF<R extends Red>(op: i32, x: usize, n: i32): f64 {
+  const red = changetype<R>(0);
   let total = identF(op);
   let i = 0;
   while (i < n) {
     const end = min(n, i + BLOCK);
-    let a0 = ident(op), a1 = ident(op), a2 = ident(op), a3 = ident(op);
+    let a0 = red.ident(), a1 = red.ident(), a2 = red.ident(), a3 = red.ident();
     for (; i + 16 <= end; i += 16) {
       const p = x + (<usize>i << 2);
-      a0 = comb(op, a0, v128.load(p));
-      a1 = comb(op, a1, v128.load(p, 16));
-      a2 = comb(op, a2, v128.load(p, 32));
-      a3 = comb(op, a3, v128.load(p, 48));
+      a0 = red.comb(a0, v128.load(p));
+      a1 = red.comb(a1, v128.load(p, 16));
+      a2 = red.comb(a2, v128.load(p, 32));
+      a3 = red.comb(a3, v128.load(p, 48));
     }
-    for (; i + 4 <= end; i += 4) a0 = comb(op, a0, v128.load(x + (<usize>i << 2)));
+    for (; i + 4 <= end; i += 4) a0 = red.comb(a0, v128.load(x + (<usize>i << 2)));
     if (i < end) {
-      a1 = comb(op, a1, loadTail(op, x + (<usize>i << 2), end - i));
+      a1 = red.comb(a1, loadTail<R>(op, x + (<usize>i << 2), end - i));
       i = end;
     }
     total = hcombF(op, total, a0);
@@ -116,39 +187,41 @@ const BLOCK: i32 = 1024;
   return total;
 }
 
-@inline function rowReduceI(op: i32, x: usize, n: i32): i32 {
-  let a0 = ident(op), a1 = ident(op);
+@inline function rowReduceI<R extends Red>(op: i32, x: usize, n: i32): i32 {
+  const red = changetype<R>(0);
+  let a0 = red.ident(), a1 = red.ident();
   let i = 0;
   for (; i + 8 <= n; i += 8) {
     const p = x + (<usize>i << 2);
-    a0 = comb(op, a0, v128.load(p));
-    a1 = comb(op, a1, v128.load(p, 16));
+    a0 = red.comb(a0, v128.load(p));
+    a1 = red.comb(a1, v128.load(p, 16));
   }
-  for (; i + 4 <= n; i += 4) a0 = comb(op, a0, v128.load(x + (<usize>i << 2)));
-  if (i < n) a1 = comb(op, a1, loadTail(op, x + (<usize>i << 2), n - i));
+  for (; i + 4 <= n; i += 4) a0 = red.comb(a0, v128.load(x + (<usize>i << 2)));
+  if (i < n) a1 = red.comb(a1, loadTail<R>(op, x + (<usize>i << 2), n - i));
   return hcombI(op, hcombI(op, identI(op), a0), a1);
 }
 
 /** Column reduce: width lanes (<=16) of columns starting at x, over len rows with row stride rs bytes. */
-@inline function colReduce(op: i32, x: usize, len: i32, rs: usize, out: usize, width: i32, scale: f32): void {
-  let a0 = ident(op), a1 = ident(op), a2 = ident(op), a3 = ident(op);
+@inline function colReduce<R extends Red>(op: i32, x: usize, len: i32, rs: usize, out: usize, width: i32, scale: f32): void {
+  const red = changetype<R>(0);
+  let a0 = red.ident(), a1 = red.ident(), a2 = red.ident(), a3 = red.ident();
   let p = x;
   if (width == 16) {
     for (let l = 0; l < len; l++) {
-      a0 = comb(op, a0, v128.load(p));
-      a1 = comb(op, a1, v128.load(p, 16));
-      a2 = comb(op, a2, v128.load(p, 32));
-      a3 = comb(op, a3, v128.load(p, 48));
+      a0 = red.comb(a0, v128.load(p));
+      a1 = red.comb(a1, v128.load(p, 16));
+      a2 = red.comb(a2, v128.load(p, 32));
+      a3 = red.comb(a3, v128.load(p, 48));
       p += rs;
     }
   } else if (width == 4) {
     for (let l = 0; l < len; l++) {
-      a0 = comb(op, a0, v128.load(p));
+      a0 = red.comb(a0, v128.load(p));
       p += rs;
     }
   } else {
     for (let l = 0; l < len; l++) {
-      a0 = comb(op, a0, loadPart(p, width));
+      a0 = red.comb(a0, loadPart(p, width));
       p += rs;
     }
   }
@@ -173,15 +246,16 @@ const BLOCK: i32 = 1024;
   }
 }
 
-@inline function reduceSimple(op: i32, x: usize, out: usize, outer: i32, len: i32, inner: i32): void {
+@inline function reduceSimple<R extends Red>(op: i32, x: usize, out: usize, outer: i32, len: i32, inner: i32): void {
+  const red = changetype<R>(0);
   const scale: f32 = len > 0 ? <f32>(1.0 / <f64>len) : NaN;
   if (inner == 1) {
     for (let o = 0; o < outer; o++) {
       const row = x + ((<usize>o * <usize>len) << 2);
       if (isInt(op)) {
-        store<i32>(out + (<usize>o << 2), rowReduceI(op, row, len));
+        store<i32>(out + (<usize>o << 2), rowReduceI<R>(op, row, len));
       } else {
-        let r = rowReduceF(op, row, len);
+        let r = rowReduceF<R>(op, row, len);
         if (op == R_MEAN) r = r / <f64>len;
         store<f32>(out + (<usize>o << 2), <f32>r);
       }
@@ -193,9 +267,9 @@ const BLOCK: i32 = 1024;
     const base = x + ((<usize>o * <usize>len * <usize>inner) << 2);
     const ob = out + ((<usize>o * <usize>inner) << 2);
     let c = 0;
-    for (; c + 16 <= inner; c += 16) colReduce(op, base + (<usize>c << 2), len, rs, ob + (<usize>c << 2), 16, scale);
-    for (; c + 4 <= inner; c += 4) colReduce(op, base + (<usize>c << 2), len, rs, ob + (<usize>c << 2), 4, scale);
-    if (c < inner) colReduce(op, base + (<usize>c << 2), len, rs, ob + (<usize>c << 2), inner - c, scale);
+    for (; c + 16 <= inner; c += 16) colReduce<R>(op, base + (<usize>c << 2), len, rs, ob + (<usize>c << 2), 16, scale);
+    for (; c + 4 <= inner; c += 4) colReduce<R>(op, base + (<usize>c << 2), len, rs, ob + (<usize>c << 2), 4, scale);
+    if (c < inner) colReduce<R>(op, base + (<usize>c << 2), len, rs, ob + (<usize>c << 2), inner - c, scale);
   }
 }
 
@@ -211,7 +285,7 @@ export let rowShift: f32 = 0;
 export let rowSum: f32 = 0;
 
 @inline function maxSumExp(x: usize, n: i32, out: usize, keep: bool): void {
-  const m = <f32>rowReduceF(R_MAX, x, n);
+  const m = <f32>rowReduceF<RMax>(R_MAX, x, n);
   const ms = f32x4.extract_lane(lseShift(f32x4.splat(m)), 0);
   const mv = f32x4.splat(ms);
   let s0 = f32x4.splat(0.0), s1 = f32x4.splat(0.0);
@@ -391,15 +465,15 @@ function reduceArg(isMax: bool, x: usize, out: usize, outer: i32, len: i32, inne
 export function reduceAxis(op: i32, x: usize, out: usize, outer: i32, len: i32, inner: i32): void {
   if (outer <= 0 || inner <= 0) return;
   switch (op) {
-    case R_SUM: reduceSimple(R_SUM, x, out, outer, len, inner); return;
-    case R_MEAN: reduceSimple(R_MEAN, x, out, outer, len, inner); return;
-    case R_MAX: reduceSimple(R_MAX, x, out, outer, len, inner); return;
-    case R_MIN: reduceSimple(R_MIN, x, out, outer, len, inner); return;
-    case R_PROD: reduceSimple(R_PROD, x, out, outer, len, inner); return;
-    case R_SUMSQ: reduceSimple(R_SUMSQ, x, out, outer, len, inner); return;
-    case R_SUM_I32: reduceSimple(R_SUM_I32, x, out, outer, len, inner); return;
-    case R_MAX_I32: reduceSimple(R_MAX_I32, x, out, outer, len, inner); return;
-    case R_MIN_I32: reduceSimple(R_MIN_I32, x, out, outer, len, inner); return;
+    case R_SUM: reduceSimple<RSum>(R_SUM, x, out, outer, len, inner); return;
+    case R_MEAN: reduceSimple<RMean>(R_MEAN, x, out, outer, len, inner); return;
+    case R_MAX: reduceSimple<RMax>(R_MAX, x, out, outer, len, inner); return;
+    case R_MIN: reduceSimple<RMin>(R_MIN, x, out, outer, len, inner); return;
+    case R_PROD: reduceSimple<RProd>(R_PROD, x, out, outer, len, inner); return;
+    case R_SUMSQ: reduceSimple<RSumSq>(R_SUMSQ, x, out, outer, len, inner); return;
+    case R_SUM_I32: reduceSimple<RSumI32>(R_SUM_I32, x, out, outer, len, inner); return;
+    case R_MAX_I32: reduceSimple<RMaxI32>(R_MAX_I32, x, out, outer, len, inner); return;
+    case R_MIN_I32: reduceSimple<RMinI32>(R_MIN_I32, x, out, outer, len, inner); return;
     case R_LOGSUMEXP: reduceLse(x, out, outer, len, inner); return;
     case R_ARGMAX: reduceArg(true, x, out, outer, len, inner); return;
     case R_ARGMIN: reduceArg(false, x, out, outer, len, inner); return;
@@ -408,5 +482,5 @@ export function reduceAxis(op: i32, x: usize, out: usize, outer: i32, len: i32, 
 
 /** Sum of squares of n contiguous floats, accumulated in f64 across blocks. */
 export function sumSquares(x: usize, n: i32): f64 {
-  return rowReduceF(R_SUMSQ, x, n);
+  return rowReduceF<RSumSq>(R_SUMSQ, x, n);
 }
