@@ -17,7 +17,7 @@ export const WORKLOADS = {
     tol: 1e-4,
   },
   b: {
-    title: '(b) relu(a·b + c) elementwise, a, b, c same shape, readback included',
+    title: '(b) relu(a·b + c) elementwise, a, b, c same shape: with readback, and computation alone',
     unit: 'GB/s', // 16 bytes per element: three reads and one write
     tol: 1e-5,
   },
@@ -57,16 +57,21 @@ export function casesFor(w, { quick }) {
         throughput: (ms) => (2 * n ** 3) / (ms * 1e6),
       }));
     case 'b':
-      return (quick ? [20] : [20, 24]).map((p, i) => ({
-        id: `ew-2^${p}`,
-        workload: 'b',
-        label: `2^${p}`,
-        kind: 'ew',
-        n: 2 ** p,
-        heavy: p >= 24,
-        grow: i === 0 ? null : 16,
-        throughput: (ms) => (16 * 2 ** p) / (ms * 1e6),
-      }));
+      // Each size twice: with the result read back, and the computation alone (the result is
+      // read back on the first call only, for the correctness check, then just released).
+      return (quick ? [20] : [20, 24]).flatMap((p, i) =>
+        [false, true].map((compute) => ({
+          id: `ew-2^${p}${compute ? '-compute' : ''}`,
+          workload: 'b',
+          label: `2^${p}${compute ? ', compute' : ''}`,
+          kind: 'ew',
+          compute,
+          n: 2 ** p,
+          heavy: p >= 24,
+          grow: i === 0 || compute ? null : 16,
+          throughput: (ms) => (16 * 2 ** p) / (ms * 1e6),
+        })),
+      );
     case 'c':
       return [
         {
