@@ -56,3 +56,81 @@ export function enableRelaxedSimd(): void {
     // Not fatal: the plain SIMD build is used.
   }
 }
+
+interface NodeOs {
+  availableParallelism?: () => number;
+  cpus(): unknown[];
+}
+
+/** Logical CPUs under Node (os.availableParallelism), or undefined elsewhere. */
+export function nodeParallelism(): number | undefined {
+  const os = nodeProcess()?.getBuiltinModule?.('node:os') as NodeOs | undefined;
+  if (!os) return undefined;
+  return os.availableParallelism?.() ?? os.cpus().length;
+}
+
+/** An environment variable under Node (Deno with its process global too), else undefined. */
+export function envVar(name: string): string | undefined {
+  const p = (globalThis as { process?: { env?: Record<string, string | undefined> } }).process;
+  try {
+    return p?.env?.[name];
+  } catch {
+    // Deno without --allow-env throws on access.
+    return undefined;
+  }
+}
+
+interface NodeWorkerThread {
+  postMessage(message: unknown, transfer?: unknown[]): void;
+  on(event: string, listener: (...args: any[]) => void): void;
+  off(event: string, listener: (...args: any[]) => void): void;
+  once(event: string, listener: (...args: any[]) => void): void;
+  terminate(): Promise<number>;
+  unref(): void;
+  start?: () => void;
+}
+
+interface NodeWorkerThreads {
+  Worker: new (url: URL, opts?: Record<string, unknown>) => NodeWorkerThread;
+}
+
+/** A worker_threads Worker, with what the pool needs from it. */
+export interface NodeWorkerHandle {
+  /** The raw worker (wrap it with comlink's node adapter). */
+  readonly worker: NodeWorkerThread;
+  terminate(): Promise<void>;
+  /**
+   * Lets the process exit while the worker lives. Call it again after adding 'message'
+   * listeners (comlink's): a listener refs the worker's port.
+   */
+  unref(): void;
+  /** Called once when the thread has ended, for whatever reason. */
+  onExit(cb: (code: number) => void): void;
+  onError(cb: (e: unknown) => void): void;
+}
+
+/**
+ * Starts `url` (an ES module) on a worker_threads Worker that does not keep the process alive.
+ * Returns undefined outside Node.
+ */
+export function startNodeWorker(url: URL): NodeWorkerHandle | undefined {
+  const wt = nodeProcess()?.getBuiltinModule?.('node:worker_threads') as NodeWorkerThreads | undefined;
+  if (!wt) return undefined;
+  const worker = new wt.Worker(url, { name: 'adjoint-kernels' });
+  worker.unref();
+  return {
+    worker,
+    async terminate() {
+      await worker.terminate();
+    },
+    unref() {
+      worker.unref();
+    },
+    onExit(cb) {
+      worker.once('exit', cb);
+    },
+    onError(cb) {
+      worker.on('error', cb);
+    },
+  };
+}

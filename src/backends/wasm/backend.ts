@@ -1,12 +1,18 @@
-/** The WebAssembly backend: caches one plan per graph structure and runs it on the kernels. */
+/**
+ * The WebAssembly backend: caches one plan per graph structure and runs it on the kernels,
+ * on the main thread alone or, given a worker pool, level by level with the pool sharing out
+ * the large kernels (src/scheduler/).
+ */
 import { AdjointError } from '../../errors';
 import type { GNode, Graph } from '../../graph/graph';
+import { WorkerError, WorkerFault, type WorkerPool } from '../../scheduler/pool';
 import { sizeOf } from '../../shape';
 import { HostStorage } from '../../storage';
 import type { Storage, Tensor } from '../../tensor';
 import type { Backend } from '../backend';
 import type { Kernels } from './kernels';
 import { WasmOutOfMemoryError } from './memory';
+import type { PtrTable } from './ops';
 import { buildPlan, type Plan } from './plan';
 import { bytesFor, WasmStorage } from './storage';
 
@@ -47,17 +53,39 @@ function oom<T>(what: string, body: () => T): T {
   }
 }
 
+export interface WasmBackendOptions {
+  /** Workers sharing the kernels' memory; plans are then built for pool.threads threads. */
+  pool?: WorkerPool;
+  /**
+   * What a worker failure mid-run does: 'retry' runs the computation again on the main thread
+   * (default); 'reject' throws a WorkerError. Either way the pool replaces the worker.
+   */
+  onWorkerFault?: 'retry' | 'reject';
+}
+
 export class WasmBackend implements Backend {
   readonly name = 'wasm';
   private readonly plans = new Map<string, Plan>();
   private readonly byGraph = new WeakMap<Graph, { key: string; plan: Plan }>();
+  private readonly keys = new WeakMap<Plan, string>();
   planBuilds = 0;
+  workerFaults = 0;
+  readonly pool: WorkerPool | undefined;
+  readonly threads: number;
+  onWorkerFault: 'retry' | 'reject';
 
-  constructor(readonly kernels: Kernels) {}
+  constructor(
+    readonly kernels: Kernels,
+    opts: WasmBackendOptions = {},
+  ) {
+    this.pool = opts.pool;
+    this.threads = opts.pool ? opts.pool.threads : 1;
+    this.onWorkerFault = opts.onWorkerFault ?? 'retry';
+  }
 
   private planFor(g: Graph): Plan {
     const hit = this.byGraph.get(g);
-    if (hit && this.plans.has(hit.key)) return hit.plan;
+    if (hit && this.plans.get(hit.key) === hit.plan) return hit.plan;
     const key = structureKey(g);
     let plan = this.plans.get(key);
     if (plan) {
@@ -65,9 +93,10 @@ export class WasmBackend implements Backend {
       this.plans.delete(key);
       this.plans.set(key, plan);
     } else {
-      plan = oom('compiling a plan', () => buildPlan(g, this.kernels));
+      plan = oom('compiling a plan', () => buildPlan(g, this.kernels, { threads: this.threads }));
       this.planBuilds++;
       this.plans.set(key, plan);
+      this.keys.set(plan, key);
       if (this.plans.size > MAX_PLANS) {
         const [oldKey, old] = this.plans.entries().next().value as [string, Plan];
         this.plans.delete(oldKey);
@@ -98,6 +127,62 @@ export class WasmBackend implements Backend {
 
   run(g: Graph, inputs: readonly Storage[]): Storage[] {
     const plan = this.planFor(g);
+    try {
+      return this.attempt(g, inputs, plan, false);
+    } catch (e) {
+      if (!(e instanceof WorkerFault)) throw e;
+      this.workerFaults++;
+      if (this.onWorkerFault === 'reject')
+        throw new WorkerError(
+          `${e.message}; the computation was abandoned (tensors are unchanged)`,
+          e.threads,
+        );
+      // Once, on the main thread, with a fresh plan: the failed one stays quarantined.
+      return this.attempt(g, inputs, this.planFor(g), true);
+    }
+  }
+
+  /**
+   * Runs the steps: sequentially, or level by level with the pool. After a worker fault the
+   * plan is dropped from the cache and its memory, with this attempt's outputs, is freed only
+   * when the failed workers have surely stopped (one that merely looked dead could still write).
+   */
+  private execute(plan: Plan, p: PtrTable, sequential: boolean, outs: WasmStorage[]): void {
+    const pool = this.pool;
+    if (sequential || !pool || !plan.levels || pool.serving === 0) {
+      for (const step of plan.steps) step(p);
+      return;
+    }
+    let woke = false;
+    try {
+      for (const level of plan.levels) {
+        if (!level.job) {
+          for (const step of level.steps) step(p);
+          continue;
+        }
+        if (!woke) {
+          woke = true;
+          pool.wake();
+        }
+        pool.runJob(level.job, p, this.kernels.allocator.views().i32, plan.scratchBase, plan.scratchStride);
+      }
+    } catch (e) {
+      if (e instanceof WorkerFault) this.quarantine(plan, outs, e.settled);
+      throw e;
+    }
+  }
+
+  private quarantine(plan: Plan, outs: WasmStorage[], settled: Promise<void>): void {
+    const key = this.keys.get(plan);
+    if (key !== undefined && this.plans.get(key) === plan) this.plans.delete(key);
+    const held = [...plan.owned, ...outs.map((o) => o.address)];
+    outs.length = 0;
+    void settled.then(() => {
+      for (const ptr of held) this.kernels.free(ptr);
+    });
+  }
+
+  private attempt(g: Graph, inputs: readonly Storage[], plan: Plan, sequential: boolean): Storage[] {
     const p = plan.table;
     const temporaries: WasmStorage[] = [];
     const outs: WasmStorage[] = [];
@@ -121,7 +206,7 @@ export class WasmBackend implements Backend {
         outs.push(ws);
         p[o.slot] = ptr;
       }
-      for (const step of plan.steps) step(p);
+      this.execute(plan, p, sequential, outs);
       return outs.map((o) => {
         if (o.size > HOST_MAX_ELEMENTS) return o;
         const host = new HostStorage(o.toHost().slice());
@@ -143,6 +228,9 @@ export class WasmBackend implements Backend {
       liveBuffers: s.liveBuffers,
       liveBytes: s.liveBytes,
       plans: this.plans.size,
+      threads: this.threads,
+      workers: this.pool?.serving ?? 0,
+      workerFaults: this.workerFaults,
     };
   }
 }

@@ -7,11 +7,61 @@
 import { ValueError } from '../../errors';
 import type { GNode } from '../../graph/graph';
 import { getOp } from '../../ops/registry';
+import { TaskKind } from '../../scheduler/control';
 import { broadcastStrides, sizeOf, stridesOf } from '../../shape';
-import { BinaryOp, type BinaryOpCode, type Kernels, ReduceOp, UnaryOp, type UnaryOpCode } from './kernels';
+import {
+  BinaryOp,
+  type BinaryOpCode,
+  broadcastShapes,
+  coalesce,
+  contiguousStrides,
+  f32Bits,
+  type Kernels,
+  broadcastStrides as kBroadcastStrides,
+  MAX_DIMS,
+  ReduceOp,
+  UnaryOp,
+  type UnaryOpCode,
+} from './kernels';
 
 export type PtrTable = number[];
-export type StepFn = (p: PtrTable) => void;
+
+/** A record argument: a literal word, a buffer pointer (table slot + byte offset), or an address inside the record. */
+export type TaskArg = number | { slot: number; bytes?: number } | { self: number };
+
+/**
+ * A step's work in the serializable form any thread can run (assembly/task.ts): a task kind,
+ * a number of work units that may be split into ranges, and its arguments. Pointers are read
+ * from the pointer table when the plan runs. Only plans for worker pools build records.
+ */
+export interface ParSpec {
+  kind: number;
+  units: number;
+  args: TaskArg[];
+  /** Ranges start at multiples of this many units (keeps SIMD tails and matmul tiles where a whole run puts them). */
+  grain: number;
+  /** Rough single-thread time in nanoseconds, for the scheduler's split decisions. */
+  cost: number;
+  /** Main-thread work before the record can run (fused: patch the program's pointers). */
+  prepare?: (p: PtrTable) => void;
+}
+
+export type StepFn = ((p: PtrTable) => void) & { par?: ParSpec };
+
+function withPar(fn: (p: PtrTable) => void, par: ParSpec | undefined, ctx: StepContext): StepFn {
+  const f = fn as StepFn;
+  if (par && ctx.parallel && par.units > 1) f.par = par;
+  return f;
+}
+
+/** Nanoseconds per element of the unary kernels, roughly (transcendentals cost more). */
+function unaryCost(code: number): number {
+  return code >= UnaryOp.exp && code <= UnaryOp.log1p
+    ? 1.2
+    : code >= UnaryOp.sin && code <= UnaryOp.softplus
+      ? 1.5
+      : 0.4;
+}
 
 export interface StepContext {
   readonly k: Kernels;
@@ -21,6 +71,8 @@ export interface StepContext {
   temp(elements: number): number;
   /** Scratch bytes shared by all steps (matmul packing). Returns its pointer-table index. */
   scratch(bytes: number): number;
+  /** True when the plan is for a worker pool: builders attach a ParSpec to splittable steps. */
+  readonly parallel?: boolean;
 }
 
 export type KernelBuilder = (n: GNode, ctx: StepContext) => StepFn | null;
@@ -82,7 +134,17 @@ const unary: KernelBuilder = (n, ctx) => {
   const x = ctx.at(n.inputs[0]);
   const out = ctx.at(n);
   const size = sizeOf(n.shape);
-  return (p) => ctx.k.exports.unary(code, p[x], p[out], size);
+  return withPar(
+    (p) => ctx.k.exports.unary(code, p[x], p[out], size),
+    {
+      kind: TaskKind.unary,
+      units: size,
+      args: [code, { slot: x }, { slot: out }],
+      grain: 64,
+      cost: size * unaryCost(code),
+    },
+    ctx,
+  );
 };
 
 const binary: KernelBuilder = (n, ctx) => {
@@ -98,22 +160,103 @@ const binary: KernelBuilder = (n, ctx) => {
   if ((sa === size || sa === 1) && (sb === size || sb === 1)) {
     const stA = sa === size ? 1 : 0;
     const stB = sb === size ? 1 : 0;
-    return (p) => e.binary(code, p[ia], stA, p[ib], stB, p[out], size);
+    return withPar(
+      (p) => e.binary(code, p[ia], stA, p[ib], stB, p[out], size),
+      {
+        kind: TaskKind.binary,
+        units: size,
+        args: [code, { slot: ia }, stA, { slot: ib }, stB, { slot: out }],
+        grain: 64,
+        cost: size * 0.5,
+      },
+      ctx,
+    );
   }
-  return (p) => ctx.k.binaryBroadcast(code, p[ia], a.shape, p[ib], b.shape, p[out]);
+  const fn = (p: PtrTable) => ctx.k.binaryBroadcast(code, p[ia], a.shape, p[ib], b.shape, p[out]);
+  return withPar(fn, stridedSpec(0, code, [a.shape, b.shape], [ia, ib, -1], out, n.shape, 0.8), ctx);
 };
+
+/**
+ * A strided-kernel record (broadcast binary, where, copy) split along the first dim of the
+ * coalesced iteration shape, or undefined when it has fewer than two dims (the plain kernels
+ * run those) or is too small to matter.
+ */
+function stridedSpec(
+  which: 0 | 1 | 2,
+  op: number,
+  inShapes: (readonly number[] | { strides: readonly number[] })[],
+  slots: number[],
+  out: number,
+  outShape: readonly number[],
+  nsPerElement: number,
+  srcBytes = 0,
+): ParSpec | undefined {
+  const size = sizeOf(outShape);
+  const strides = inShapes.map((s) => ('strides' in s ? [...s.strides] : kBroadcastStrides(s, outShape)));
+  const all =
+    which === 2 ? [strides[0], contiguousStrides(outShape)] : [...strides, contiguousStrides(outShape)];
+  const c = coalesce(outShape, all);
+  if (c.shape.length < 2 || c.shape.length > MAX_DIMS) return undefined;
+  const desc = new Array<number>(31).fill(0);
+  desc[0] = c.shape.length;
+  const operand =
+    which === 2
+      ? [c.strides[0], undefined, undefined, c.strides[1]]
+      : which === 0
+        ? [c.strides[0], c.strides[1], undefined, c.strides[2]]
+        : [c.strides[0], c.strides[1], c.strides[2], c.strides[3]];
+  for (let d = 0; d < c.shape.length; d++) {
+    desc[1 + d] = c.shape[d];
+    for (let k = 0; k < 4; k++) desc[7 + 6 * k + d] = operand[k]?.[d] ?? 0;
+  }
+  const ptr = (i: number): TaskArg =>
+    slots[i] === undefined || slots[i] < 0 ? 0 : { slot: slots[i], bytes: i === 0 ? srcBytes : 0 };
+  return {
+    kind: TaskKind.strided,
+    units: c.shape[0],
+    args: [which, op, ptr(0), ptr(1), ptr(2), { slot: out }, ...desc],
+    grain: 1,
+    cost: size * nsPerElement,
+  };
+}
 
 const where: KernelBuilder = (n, ctx) => {
   const [c, a, b] = n.inputs;
   const [ic, ia, ib, out] = [ctx.at(c), ctx.at(a), ctx.at(b), ctx.at(n)];
-  return (p) => ctx.k.whereBroadcast(p[ic], c.shape, p[ia], a.shape, p[ib], b.shape, p[out]);
+  const fn = (p: PtrTable) => ctx.k.whereBroadcast(p[ic], c.shape, p[ia], a.shape, p[ib], b.shape, p[out]);
+  const size = sizeOf(n.shape);
+  const outShape = broadcastShapes(c.shape, a.shape, b.shape);
+  const st = (s: readonly number[]) => (sizeOf(s) === size ? 1 : sizeOf(s) === 1 ? 0 : -1);
+  const [sc, sa, sb] = [st(c.shape), st(a.shape), st(b.shape)];
+  const spec: ParSpec | undefined =
+    sc >= 0 && sa >= 0 && sb >= 0
+      ? {
+          kind: TaskKind.where,
+          units: size,
+          args: [{ slot: ic }, sc, { slot: ia }, sa, { slot: ib }, sb, { slot: out }],
+          grain: 64,
+          cost: size * 0.5,
+        }
+      : stridedSpec(1, 0, [c.shape, a.shape, b.shape], [ic, ia, ib], out, outShape, 0.8);
+  return withPar(fn, spec, ctx);
 };
 
 const fill: KernelBuilder = (n, ctx) => {
   const out = ctx.at(n);
   const size = sizeOf(n.shape);
   const v = n.attrs.value as number;
-  return n.dtype === 'int32' ? (p) => ctx.k.fillI32(p[out], size, v) : (p) => ctx.k.fillF32(p[out], size, v);
+  const bits = n.dtype === 'int32' ? v | 0 : f32Bits(v);
+  return withPar(
+    (p) => ctx.k.exports.fill(p[out], size, bits),
+    {
+      kind: TaskKind.fill,
+      units: size,
+      args: [{ slot: out }, bits],
+      grain: 64,
+      cost: size * 0.2,
+    },
+    ctx,
+  );
 };
 
 /** [outer, len, inner] views when the reduced axes are one contiguous run, else null. */
@@ -149,7 +292,17 @@ const reduce: KernelBuilder = (n, ctx) => {
   if (run) {
     const [outer, len, inner] = run;
     if (len === 0) return (p) => ctx.k.fillF32(p[out], outSize, 0);
-    return (p) => ctx.k.reduce(code, p[ix], p[out], outer, len, inner);
+    return withPar(
+      (p) => ctx.k.reduce(code, p[ix], p[out], outer, len, inner),
+      {
+        kind: TaskKind.reduce,
+        units: outer,
+        args: [code, { slot: ix }, { slot: out }, len, inner],
+        grain: 1,
+        cost: outer * len * inner * 0.4,
+      },
+      ctx,
+    );
   }
   // Move the reduced axes last with one strided copy, then reduce rows.
   const kept = x.shape.map((_, i) => i).filter((i) => !axes.includes(i));
@@ -181,7 +334,8 @@ const copyLike =
     const { src, offset } = strides(n);
     if (sizeOf(n.shape) === 0) return null;
     const shape = n.shape;
-    return (p) => ctx.k.copyStrided(p[ix] + offset * 4, p[out], shape, src);
+    const fn = (p: PtrTable) => ctx.k.copyStrided(p[ix] + offset * 4, p[out], shape, src);
+    return withPar(fn, stridedSpec(2, 0, [{ strides: src }], [ix], out, shape, 0.6, offset * 4), ctx);
   };
 
 const transpose = copyLike((n) => {
@@ -299,9 +453,55 @@ const matmul: KernelBuilder = (n, ctx) => {
           strideC: stridesOf(batchShape).map((s) => s * M * N),
         };
   const scratch = ctx.scratch(ctx.k.matmulScratchBytes(M, N, K));
-  return (p) =>
+  const fn = (p: PtrTable) =>
     ctx.k.matmul({ a: p[ia], b: p[ib], c: p[out], M, N, K, transA, transB, batch, scratch: p[scratch] });
+  if (!ctx.parallel) return fn;
+  const flags = (transA ? 1 : 0) | (transB ? 2 : 0);
+  const batchWords = matmulBatchWords(batch);
+  if (batchWords === null) return fn;
+  const nBatch = sizeOf(batchShape);
+  const HEAD = 8; // record words before the batch descriptor: kind, units, then 6 of the 8 args
+  return withPar(
+    fn,
+    {
+      kind: TaskKind.matmul,
+      units: M,
+      args: [
+        { slot: ia },
+        { slot: ib },
+        { slot: out },
+        M,
+        N,
+        K,
+        flags,
+        batchWords.length ? { self: HEAD + 2 } : 0,
+        ...batchWords,
+      ],
+      grain: ctx.k.exports.matmulParam(0),
+      cost: 2 * M * N * K * nBatch * 0.02,
+    },
+    ctx,
+  );
 };
+
+/** Batch descriptor words as Kernels.matmul writes them ([] = one matrix, null = nothing to do). */
+function matmulBatchWords(
+  batch: { shape: number[]; strideA: number[]; strideB: number[]; strideC: number[] } | undefined,
+): number[] | null {
+  if (!batch || batch.shape.length === 0) return [];
+  const cb = coalesce(batch.shape, [batch.strideA, batch.strideB, batch.strideC]);
+  if (cb.shape.length > 4) return null;
+  if (cb.shape.length === 0) return sizeOf(batch.shape) === 0 ? null : [];
+  const w = new Array<number>(17).fill(0);
+  w[0] = cb.shape.length;
+  for (let d = 0; d < cb.shape.length; d++) {
+    w[1 + d] = cb.shape[d];
+    w[5 + d] = cb.strides[0][d];
+    w[9 + d] = cb.strides[1][d];
+    w[13 + d] = cb.strides[2][d];
+  }
+  return w;
+}
 
 const softmaxFamily: KernelBuilder = (n, ctx) => {
   const x = n.inputs[0];
@@ -312,7 +512,17 @@ const softmaxFamily: KernelBuilder = (n, ctx) => {
   if (sizeOf(x.shape) === 0) return null;
   const [ix, out] = [ctx.at(x), ctx.at(n)];
   const log = n.op === 'logSoftmax';
-  return (p) => ctx.k.softmax(p[ix], p[out], rows, cols, log);
+  return withPar(
+    (p) => ctx.k.softmax(p[ix], p[out], rows, cols, log),
+    {
+      kind: TaskKind.softmax,
+      units: rows,
+      args: [{ slot: ix }, { slot: out }, cols, log ? 1 : 0],
+      grain: 1,
+      cost: rows * cols * 3,
+    },
+    ctx,
+  );
 };
 
 /** Kernel builders by op name. A builder may return null to decline (the host fallback runs). */

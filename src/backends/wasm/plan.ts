@@ -3,9 +3,17 @@
  * (fused elementwise groups as single steps), a pointer table binding every value to a buffer,
  * and a memory plan that packs intermediates into one arena by liveness. A plan is built once
  * per graph structure and reused: each run only rebinds constants, inputs and outputs.
+ *
+ * Plans for a worker pool (threads > 1) are also cut into levels (wavefronts: every step of a
+ * level depends only on earlier levels, so a level's steps may run at the same time), carry a
+ * task record for each splittable step (src/scheduler/partition.ts decides chunks), give each
+ * thread its own scratch, and compute liveness over levels instead of the sequential order, so
+ * values of steps that may run concurrently never share arena space.
  */
 import { type FusionGroup, findFusionGroups } from '../../compiler/passes/fuse';
 import type { GNode, Graph } from '../../graph/graph';
+import { TASK_DESC_BYTES, TaskKind } from '../../scheduler/control';
+import { type PlanLevel, partitionLevels } from '../../scheduler/partition';
 import { sizeOf } from '../../shape';
 import {
   BinaryOp,
@@ -28,6 +36,7 @@ import { bytesFor } from './storage';
 
 export interface Plan {
   readonly table: PtrTable;
+  /** Every step in an order one thread may run them (level by level for pool plans). */
   readonly steps: StepFn[];
   /** Table index for each const node, in the order consts appear in graph.nodes. */
   readonly constSlots: number[];
@@ -41,6 +50,17 @@ export interface Plan {
   readonly arenaBytes: number;
   readonly fallbacks: number;
   readonly fusedGroups: number;
+  /** Worker-pool plans only: steps by level, with the jobs the pool may share out. */
+  readonly levels?: PlanLevel[];
+  /** Worker-pool plans only: thread t's scratch region is scratchBase + t * scratchStride. */
+  readonly scratchBase: number;
+  readonly scratchStride: number;
+  readonly threads: number;
+}
+
+export interface PlanOptions {
+  /** Threads that may run the plan at once (main thread included); 1 = the sequential plan. */
+  threads?: number;
 }
 
 /** Ops the fused kernel can evaluate (one instruction each). */
@@ -53,7 +73,9 @@ export function canFuse(n: GNode): boolean {
 
 const ALIGN = 16;
 
-export function buildPlan(g: Graph, k: Kernels): Plan {
+export function buildPlan(g: Graph, k: Kernels, opts: PlanOptions = {}): Plan {
+  const threads = Math.max(1, Math.floor(opts.threads ?? 1));
+  const parallel = threads > 1;
   const groups = findFusionGroups(g, { canFuse, maxSlots: FUSED_MAX_SLOTS - 8 });
   const groupOf = new Map<GNode, FusionGroup>();
   for (const gr of groups) for (const m of gr.members) groupOf.set(m, gr);
@@ -167,6 +189,7 @@ export function buildPlan(g: Graph, k: Kernels): Plan {
   const ctxFor = (stepIndex: number): StepContext => ({
     k,
     at,
+    parallel,
     temp(elements: number) {
       const s = table.length;
       table.push(0);
@@ -182,12 +205,23 @@ export function buildPlan(g: Graph, k: Kernels): Plan {
   for (const u of units) {
     const stepIndex = steps.length;
     if ('group' in u) {
-      const { step, program } = fusedStep(u.group, k, at, scratchSlot);
+      const { step, patch, program, total } = fusedStep(u.group, k, at, scratchSlot);
       scratchBytes = Math.max(scratchBytes, k.fusedScratchBytes(program.nSlots));
       const ptr = k.alloc(program.words.length * 4);
       owned.push(ptr);
       k.i32(ptr, program.words.length).set(program.words);
-      steps.push((p) => step(p, ptr));
+      const fn: StepFn = (p) => step(p, ptr);
+      const tiles = Math.ceil(total / k.exports.fusedTile());
+      if (parallel && tiles > 1)
+        fn.par = {
+          kind: TaskKind.fused,
+          units: tiles,
+          args: [ptr],
+          grain: 1,
+          cost: total * (0.3 + 0.3 * program.words[4]),
+          prepare: (p) => patch(p, ptr),
+        };
+      steps.push(fn);
       reads.push(u.group.inputs.map(at));
       writes.push(u.group.outputs.map(at));
       continue;
@@ -226,6 +260,25 @@ export function buildPlan(g: Graph, k: Kernels): Plan {
     }
   });
 
+  // ---- pool plans: levels (wavefronts); lifetimes below are in levels, not steps
+  let levelOf: number[] | null = null;
+  if (parallel) {
+    const producer = new Map<number, number>();
+    writes.forEach((ws, i) => {
+      for (const s of ws) producer.set(s, i);
+    });
+    levelOf = new Array<number>(steps.length).fill(0);
+    for (let i = 0; i < steps.length; i++) {
+      let lv = 0;
+      for (const s of reads[i]) {
+        const j = producer.get(s);
+        if (j !== undefined && j < i) lv = Math.max(lv, levelOf[j] + 1);
+      }
+      levelOf[i] = lv;
+    }
+  }
+  const when = (i: number) => (levelOf ? levelOf[i] : i);
+
   // ---- memory plan: first fit by address among values whose lifetimes overlap
   const life = new Map<number, { def: number; last: number; bytes: number }>();
   const sizeOfSlot = new Map<number, number>();
@@ -234,19 +287,22 @@ export function buildPlan(g: Graph, k: Kernels): Plan {
     for (const s of ws) {
       if (external.has(s)) continue;
       const l = life.get(s);
-      if (!l) life.set(s, { def: i, last: i, bytes: sizeOfSlot.get(s) ?? 16 });
+      if (!l) life.set(s, { def: when(i), last: when(i), bytes: sizeOfSlot.get(s) ?? 16 });
     }
   });
   reads.forEach((rs, i) => {
     for (const s of rs) {
       const l = life.get(s);
-      if (l) l.last = Math.max(l.last, i);
+      if (l) l.last = Math.max(l.last, when(i));
     }
   });
-  for (const t of temps) life.set(t.slot, { def: t.step, last: t.step, bytes: t.bytes });
+  for (const t of temps) life.set(t.slot, { def: when(t.step), last: when(t.step), bytes: t.bytes });
   const blocks: { offset: number; bytes: number; def: number; last: number }[] = [];
-  if (scratchBytes > 0)
-    blocks.push({ offset: 0, bytes: align(scratchBytes), def: 0, last: Number.MAX_SAFE_INTEGER });
+  // Pool plans: one scratch region per thread, a descriptor area first (runTask's), then kernel scratch.
+  const scratchStride = parallel ? align(TASK_DESC_BYTES + scratchBytes) : align(scratchBytes);
+  const scratchTotal = parallel ? scratchStride * threads : scratchBytes > 0 ? align(scratchBytes) : 0;
+  if (scratchTotal > 0)
+    blocks.push({ offset: 0, bytes: scratchTotal, def: 0, last: Number.MAX_SAFE_INTEGER });
   const offsets = new Map<number, number>();
   const order = [...life.entries()].sort((a, b) => a[1].def - b[1].def || b[1].bytes - a[1].bytes);
   for (const [slot, l] of order) {
@@ -262,16 +318,21 @@ export function buildPlan(g: Graph, k: Kernels): Plan {
     offsets.set(slot, offset);
   }
   const arenaBytes = blocks.reduce((m, b) => Math.max(m, b.offset + b.bytes), 0);
+  let scratchBase = 0;
   if (arenaBytes > 0) {
     const base = k.alloc(arenaBytes);
     owned.push(base);
     for (const [slot, off] of offsets) table[slot] = base + off;
-    if (scratchBytes > 0) table[scratchSlot] = base;
+    scratchBase = base;
+    if (scratchTotal > 0) table[scratchSlot] = parallel ? base + TASK_DESC_BYTES : base;
   }
+
+  const levels = levelOf ? partitionLevels(k, steps, levelOf, threads, owned) : undefined;
 
   return {
     table,
-    steps,
+    // Pool plans pack memory by level, so even run on one thread they must go level by level.
+    steps: levels ? levels.flatMap((l) => l.steps) : steps,
     constSlots,
     constPositions,
     inputSlots,
@@ -280,6 +341,10 @@ export function buildPlan(g: Graph, k: Kernels): Plan {
     arenaBytes,
     fallbacks,
     fusedGroups: groups.length,
+    levels,
+    scratchBase,
+    scratchStride,
+    threads,
   };
 }
 
@@ -323,12 +388,17 @@ function fusedStep(gr: FusionGroup, k: Kernels, at: (n: GNode) => number, scratc
   const inWord = inputSlots.map((_, i) => HEADER + i * 8);
   const outWord = outputSlots.map((_, i) => HEADER + program.nIn * 8 + i * 2);
   const e = k.exports;
-  const step = (p: PtrTable, prog: number) => {
+  const patch = (p: PtrTable, prog: number) => {
     const w = k.i32(prog, program.words.length);
     for (let i = 0; i < inputSlots.length; i++) w[inWord[i]] = p[inputSlots[i]];
     for (let i = 0; i < outputSlots.length; i++) w[outWord[i]] = p[outputSlots[i]];
+  };
+  const step = (p: PtrTable, prog: number) => {
+    patch(p, prog);
     if (e.fused(prog, p[scratchSlot]) !== 0)
       throw new Error('adjoint internal error: malformed fused program');
   };
-  return { step, program };
+  let total = 1;
+  for (const d of shape) total *= d;
+  return { step, patch, program, total };
 }

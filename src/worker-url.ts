@@ -1,0 +1,10 @@
+/**
+ * Location of the kernel worker script. Kept in one file at the src/ root on purpose, like
+ * wasm-url.ts: in the sources this resolves to workers/kernel-worker.js; when rollup bundles
+ * the package it rewrites the path (rollup.config.mjs) so that it resolves to
+ * dist/kernel-worker.js, the bundled worker beside dist/index.js. Bundlers that follow
+ * `new URL(..., import.meta.url)` ship the worker with an app.
+ */
+export function kernelWorkerUrl(): URL {
+  return new URL('../workers/kernel-worker.js', import.meta.url);
+}
