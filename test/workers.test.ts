@@ -271,6 +271,69 @@ describe('faults', () => {
   });
 });
 
+/** Section ids of a wasm binary. */
+function sectionIds(bytes: Uint8Array): number[] {
+  const ids: number[] = [];
+  let at = 8;
+  while (at < bytes.length) {
+    const id = bytes[at++];
+    let size = 0;
+    let shift = 0;
+    for (;;) {
+      const b = bytes[at++];
+      size |= (b & 0x7f) << shift;
+      shift += 7;
+      if (!(b & 0x80)) break;
+    }
+    ids.push(id);
+    at += size;
+  }
+  return ids;
+}
+
+describe('shared-memory kernels', () => {
+  it('keep no data in memory of their own: no data segments, no imported globals (no shared stack)', async () => {
+    const { readFile } = await import('node:fs/promises');
+    for (const name of ['kernels-shared.wasm', 'kernels-relaxed-shared.wasm']) {
+      const bytes = new Uint8Array(await readFile(path.join(root, 'src', 'wasm', name)));
+      expect(sectionIds(bytes), name).not.toContain(11); // data
+      const m = new WebAssembly.Module(bytes);
+      const imports = WebAssembly.Module.imports(m).map((x) => `${x.module}.${x.name}:${x.kind}`);
+      expect(imports).toContain('env.memory:memory');
+      for (const x of imports) expect(['env.memory:memory', 'env.abort:function']).toContain(x);
+      expect(WebAssembly.Module.exports(m).some((e) => e.kind === 'global')).toBe(false);
+    }
+  });
+
+  it('a pool whose worker script cannot start runs on the main thread', async () => {
+    const shared = await loadSharedKernels();
+    const pool = new WorkerPool(shared, 2, { workerUrl: new URL('./no-such-worker.js', import.meta.url) });
+    await pool.ready();
+    expect(pool.serving).toBe(0);
+    expect(pool.stats.spawnFailures).toBe(1);
+    const prev = activeBackend();
+    setBackend(new WasmBackend(shared.kernels, { pool }));
+    try {
+      expect(await host(matmul(tensor([[1, 2]]), tensor([[3], [4]])))).toEqual(Float32Array.from([11]));
+    } finally {
+      setBackend(prev);
+      await pool.shutdown();
+    }
+  });
+
+  it('shutdown() stops the workers; later runs use the main thread', async () => {
+    const { shutdown } = await import('../src/runtime/init');
+    await threads(2);
+    expect(memoryStats().workers).toBe(1);
+    await shutdown();
+    expect(memoryStats().workers).toBe(0);
+    const a = random.normal([300, 300], { seed: 51 });
+    const got = await host(matmul(a, a));
+    await threads(1);
+    expectSame(got, await host(matmul(a, a)));
+  });
+});
+
 describe('runtimes', () => {
   it('the same worker script runs as a Web Worker (the web-worker package under Node)', async () => {
     const shared = await loadSharedKernels();
@@ -339,7 +402,8 @@ describe('runtimes', () => {
           const pool = activeBackend().pool;
           pool.stallMs = 300;
           pool.testing.mainClaims = false;
-          pool.killDuringNextJob(1, process.argv[2] === 'kill' ? 'exit' : 'throw');
+          const mode = process.argv[2];
+          if (mode !== 'none') pool.killDuringNextJob(1, mode === 'kill' ? 'exit' : 'throw');
           console.warn = () => {};
           const r = await matmul(a, a).data();
           console.log(JSON.stringify({ n: r.length, threads: memoryStats().threads }));
@@ -358,7 +422,7 @@ describe('runtimes', () => {
       logLevel: 'silent',
     });
     const run = promisify(execFile);
-    for (const mode of ['kill', 'throw']) {
+    for (const mode of ['none', 'kill', 'throw']) {
       const t0 = Date.now();
       const { stdout } = await run(process.execPath, [outfile, mode], { cwd: root, timeout: 30_000 });
       expect(JSON.parse(stdout.trim())).toEqual({ n: 256 * 256, threads: 2 });

@@ -63,6 +63,7 @@ export function defaultThreads(): number {
 }
 
 let warnedNoThreads = false;
+let warnedNoWorkers = false;
 
 /** Whether workers can run here; warns once (per process) when threads were wanted but cannot be had. */
 function threadsAvailable(): boolean {
@@ -125,7 +126,14 @@ export async function init(opts: InitOptions = {}): Promise<void> {
     if (shared) {
       const backend = poolBackend(shared, threads);
       setBackend(backend);
-      await backend.pool!.ready();
+      const pool = backend.pool!;
+      await pool.ready();
+      if (pool.serving === 0 && !warnedNoWorkers) {
+        warnedNoWorkers = true;
+        console.warn(
+          `adjoint: the kernel workers did not start (${pool.lastFailureMessage}); running on one thread.`,
+        );
+      }
       return;
     }
   }

@@ -227,19 +227,30 @@ export class WorkerPool {
     const api = Comlink.wrap<WorkerApi>(h.endpoint);
     const slot: Slot = { thread: t, h, api, serving: false, retired: false };
     this.slots[t] = slot;
-    h.onGone((why) => this.lost(slot, why));
+    // A worker that fails before it is up (a script that does not load, say) is not replaced.
+    let starting = true;
+    let failStart: (why: string) => void = () => {};
+    const failed = new Promise<never>((_, reject) => {
+      failStart = (why) => reject(new Error(why));
+    });
+    h.onGone((why) => (starting ? failStart(why) : this.lost(slot, why)));
     try {
-      await api.init({
-        module: this.shared.module,
-        memory: this.shared.memory,
-        ctlPtr: this.ctlPtr,
-        thread: t,
-      });
+      await Promise.race([
+        api.init({
+          module: this.shared.module,
+          memory: this.shared.memory,
+          ctlPtr: this.ctlPtr,
+          thread: t,
+        }),
+        failed,
+      ]);
     } catch (e) {
       this.stats.spawnFailures++;
       this.lastFailure = messageOf(e);
       void this.retire(slot, false);
       return;
+    } finally {
+      starting = false;
     }
     if (slot.retired || this.closed) return;
     const seen = Atomics.load(this.ctl, CTL.EPOCH);
