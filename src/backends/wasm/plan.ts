@@ -52,6 +52,8 @@ export interface Plan {
   readonly fusedGroups: number;
   /** Worker-pool plans only: steps by level, with the jobs the pool may share out. */
   readonly levels?: PlanLevel[];
+  /** Whether some level has a job for the pool. */
+  readonly hasJobs: boolean;
   /** Worker-pool plans only: thread t's scratch region is scratchBase + t * scratchStride. */
   readonly scratchBase: number;
   readonly scratchStride: number;
@@ -342,6 +344,7 @@ export function buildPlan(g: Graph, k: Kernels, opts: PlanOptions = {}): Plan {
     fallbacks,
     fusedGroups: groups.length,
     levels,
+    hasJobs: levels?.some((l) => l.job !== null) ?? false,
     scratchBase,
     scratchStride,
     threads,
