@@ -32,10 +32,7 @@ function markDone(c, tag) {
   for (;;) {
     const v = Atomics.load(c, CTL.DONE);
     if (v >>> 16 !== tag) return;
-    if (Atomics.compareExchange(c, CTL.DONE, v, v + 1) === v) {
-      Atomics.notify(c, CTL.DONE);
-      return;
-    }
+    if (Atomics.compareExchange(c, CTL.DONE, v, v + 1) === v) return;
   }
 }
 
