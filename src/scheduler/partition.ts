@@ -10,6 +10,7 @@
  */
 import type { Kernels } from '../backends/wasm/kernels';
 import type { ParSpec, PtrTable, StepFn } from '../backends/wasm/ops';
+import { envVar } from '../runtime/node';
 import { CTL, MAX_CHUNKS, TaskKind } from './control';
 
 /** One task of a job: its record in wasm memory and how it is cut. */
@@ -41,6 +42,13 @@ export interface PlanLevel {
   readonly job: Job | null;
 }
 
+/** A non-negative number from the environment (Node), for stress tests: 0 splits everything. */
+function envNumber(name: string, fallback: number): number {
+  const v = envVar(name);
+  const n = v === undefined || v === '' ? Number.NaN : Number(v);
+  return Number.isFinite(n) && n >= 0 ? n : fallback;
+}
+
 /**
  * Split policy (estimated single-thread nanoseconds). Exported, and mutable, for benchmarks
  * and tests; the defaults suit a dispatch that costs a few microseconds when workers are awake
@@ -48,9 +56,9 @@ export interface PlanLevel {
  */
 export const splitPolicy = {
   /** A level whose splittable work is below this runs on the main thread. */
-  dispatchMinNs: 50_000,
+  dispatchMinNs: envNumber('ADJOINT_DISPATCH_MIN_NS', 50_000),
   /** No chunk is made smaller than this. */
-  chunkMinNs: 20_000,
+  chunkMinNs: envNumber('ADJOINT_CHUNK_MIN_NS', 20_000),
   /** Chunks per thread a level aims for (more balance dynamically, but each costs a claim). */
   chunksPerThread: 3,
   /** Matmul chunks repack the whole of B, so it gets fewer, larger chunks. */
