@@ -10,7 +10,11 @@ export function eliminateCommonSubexpressions(g: Graph): Graph {
   const ids = new Map<GNode, number>();
   let next = 0;
   return rewrite(g, (n) => {
-    if (n.op === 'input') return n;
+    if (n.op === 'input') {
+      // Distinct inputs are distinct values: give each an id of its own.
+      ids.set(n, next++);
+      return n;
+    }
     const key =
       n.op === 'const'
         ? `const#${n.source!.id}`
