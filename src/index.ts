@@ -7,6 +7,7 @@ import './tensor-methods';
 import './runtime/realize';
 import './runtime/init';
 
+export { OutOfMemoryError } from './backends/wasm/backend';
 export { arange, eye, full, ones, tensor, zeros } from './creation';
 export {
   AdjointError,
@@ -76,7 +77,8 @@ export {
 export * as optim from './optim/index';
 export * as random from './random';
 export { type InitOptions, init, memoryStats } from './runtime/init';
-export { type Jitted, jit, trace } from './runtime/jit';
+export { donate, type Jitted, jit, trace } from './runtime/jit';
+export { WorkerError } from './scheduler/pool';
 export { type DType, type NestedArray, Tensor } from './tensor';
 export { forwardSweep, recordTape, reverseSweep, type Tape } from './transforms/autodiff';
 export { flatten as treeFlatten, type Pytree, unflatten as treeUnflatten } from './transforms/pytree';
