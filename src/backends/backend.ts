@@ -1,5 +1,5 @@
 import type { Graph } from '../graph/graph';
-import type { Storage } from '../tensor';
+import type { Storage, Tensor } from '../tensor';
 
 /**
  * Runs optimized graphs. `inputs` are the buffers bound to the graph's `input` nodes (jit plans);
@@ -10,4 +10,6 @@ export interface Backend {
   readonly name: string;
   run(graph: Graph, inputs: readonly Storage[]): Storage[];
   stats?(): Record<string, number>;
+  /** Optionally moves a realized tensor's value into backend memory ahead of repeated use. */
+  adopt?(t: Tensor): void;
 }

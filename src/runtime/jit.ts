@@ -83,7 +83,9 @@ export function jit<F extends Fn>(f: F): Jitted<F> {
       cache.set(key, plan);
     }
     realizeSync(leaves);
-    const out = backendSync().run(
+    const backend = backendSync();
+    for (const t of leaves) backend.adopt?.(t);
+    const out = backend.run(
       plan.graph,
       leaves.map((t) => t.storage!),
     );

@@ -108,6 +108,13 @@ export class WasmBackend implements Backend {
   }
 
   /** The tensor's buffer in wasm memory, uploading a host-side constant (once, unless it is small). */
+  /** Moves a large host-side value into wasm memory for good (jit arguments, so later runs skip the upload). */
+  adopt(t: Tensor): void {
+    const s = t.storage;
+    if (!s || t.size <= HOST_MAX_ELEMENTS || (s instanceof WasmStorage && s.kernels === this.kernels)) return;
+    t.setStorage(this.upload(s, t.size, t.dtype));
+  }
+
   private resident(t: Tensor, temporaries: WasmStorage[]): number {
     const s = t.storage!;
     if (s instanceof WasmStorage && s.kernels === this.kernels) return s.address;
