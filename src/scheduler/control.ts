@@ -1,35 +1,9 @@
 /**
- * The control block layout shared with the kernel workers. It mirrors workers/protocol.js (the
- * worker is plain JavaScript and cannot import TypeScript; test/workers.test.ts checks the two
- * agree). See that file for what each word means.
+ * The control block layout shared with the kernel workers: one definition, in
+ * workers/protocol.js (the worker is plain JavaScript), imported here. See that file for what
+ * each word means.
  */
-export const CTL = {
-  EPOCH: 0,
-  COMMAND: 1,
-  CLAIM: 2,
-  DONE: 3,
-  TOTAL: 4,
-  NTASKS: 5,
-  SCRATCH: 6,
-  SCRATCH_STRIDE: 7,
-  ERROR: 8,
-  KILL: 9,
-  KILL_MODE: 10,
-  SPIN_US: 11,
-  THREADS: 16,
-  THREAD_WORDS: 4,
-  MAX_THREADS: 64,
-  TASKS: 16 + 64 * 4,
-  TASK_WORDS: 4,
-  MAX_TASKS: 512,
-  WORDS: 16 + 64 * 4 + 512 * 4,
-} as const;
-
-export const COMMAND = { RUN: 0, EXIT: 1 } as const;
-export const STATE = { STARTING: 0, IDLE: 1, BUSY: 2, EXITED: 3, FAILED: 4 } as const;
-export const KILL_EXIT = 1;
-export const KILL_THROW = 2;
-export const MAX_CHUNKS = 0xffff;
+export { COMMAND, CTL, KILL_EXIT, KILL_THROW, MAX_CHUNKS, STATE } from '../../workers/protocol.js';
 
 /** Task kinds of assembly/task.ts. */
 export const TaskKind = {

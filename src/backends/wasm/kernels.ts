@@ -70,7 +70,20 @@
  *   write a slot it reads (elementwise, same index). Op codes are UnaryOp / BinaryOp below.
  */
 
+import {
+  broadcastShapes as broadcastPair,
+  broadcastStrides,
+  stridesOf as contiguousStrides,
+  sizeOf,
+} from '../../shape';
 import type { WasmAllocator } from './memory';
+
+export { broadcastStrides, contiguousStrides };
+
+/** numpy broadcast of two or more shapes; a ShapeError names them. */
+export function broadcastShapes(...shapes: ReadonlyArray<readonly number[]>): number[] {
+  return shapes.reduce<number[]>((acc, s) => broadcastPair('kernels', acc, s), []);
+}
 
 export const UnaryOp = {
   copy: 0,
@@ -229,47 +242,6 @@ const MATMUL_BATCH_DIMS = 4;
 
 // ---- shape helpers ---------------------------------------------------------------
 
-/** Row-major contiguous element strides. */
-export function contiguousStrides(shape: readonly number[]): number[] {
-  const s = new Array<number>(shape.length);
-  let acc = 1;
-  for (let i = shape.length - 1; i >= 0; i--) {
-    s[i] = acc;
-    acc *= shape[i]!;
-  }
-  return s;
-}
-
-/** numpy broadcast of two or more shapes; throws a RangeError naming both shapes. */
-export function broadcastShapes(...shapes: ReadonlyArray<readonly number[]>): number[] {
-  const nd = Math.max(0, ...shapes.map((s) => s.length));
-  const out = new Array<number>(nd).fill(1);
-  for (const s of shapes) {
-    for (let i = 0; i < s.length; i++) {
-      const d = nd - s.length + i;
-      const v = s[i]!;
-      if (out[d] === 1) out[d] = v;
-      else if (v !== 1 && v !== out[d]) {
-        throw new RangeError(
-          `adjoint: shapes ${shapes.map((x) => `[${x.join(', ')}]`).join(' and ')} do not broadcast`,
-        );
-      }
-    }
-  }
-  return out;
-}
-
-/** Element strides of a contiguous `inShape` tensor read as `outShape` (0 on broadcast dims). */
-export function broadcastStrides(inShape: readonly number[], outShape: readonly number[]): number[] {
-  const cs = contiguousStrides(inShape);
-  const r = new Array<number>(outShape.length).fill(0);
-  for (let i = 0; i < inShape.length; i++) {
-    const d = outShape.length - inShape.length + i;
-    r[d] = inShape[i] === 1 && outShape[d] !== 1 ? 0 : cs[i]!;
-  }
-  return r;
-}
-
 /**
  * Drops size-1 dims and merges adjacent dims that are contiguous for every operand, so the
  * innermost run is as long as possible. Returns the reduced shape and strides.
@@ -293,12 +265,6 @@ export function coalesce(
     }
   }
   return { shape: sh, strides: st };
-}
-
-function sizeOf(shape: readonly number[]): number {
-  let n = 1;
-  for (const d of shape) n *= d;
-  return n;
 }
 
 const f32Scratch = new Float32Array(1);
