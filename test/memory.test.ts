@@ -6,6 +6,7 @@ import { loadKernels } from '../src/backends/wasm/loader';
 import { tensor } from '../src/creation';
 import { AdjointError } from '../src/errors';
 import * as o from '../src/ops/api';
+import * as optim from '../src/optim/index';
 import * as random from '../src/random';
 import { init, memoryStats } from '../src/runtime/init';
 import { donate, jit } from '../src/runtime/jit';
@@ -106,5 +107,39 @@ describe('out of memory', () => {
     } finally {
       setBackend(prev);
     }
+  });
+});
+
+describe('10,000 optimizer steps', () => {
+  it('a jitted Adam training loop keeps wasm memory and live buffers flat after warm-up', async () => {
+    await init({ backend: 'wasm' });
+    const { x, y } = problem();
+    let { params } = problem();
+    const opt = optim.adam({ lr: 0.01 });
+    let state = opt.init(params);
+    const step = jit((p: Params, s: optim.AdamState, x: Tensor, y: Tensor) => {
+      const [l, g] = valueAndGrad(loss)(p, x, y);
+      const [np, ns] = opt.update(g, s, p);
+      return { loss: l, params: np, state: ns };
+    });
+    const samples: { wasm: number; live: number }[] = [];
+    let first = 0;
+    let last = 0;
+    for (let i = 0; i < 10_000; i++) {
+      const out = step(params, state, x, y);
+      params = out.params;
+      state = out.state;
+      if (i === 0) first = await out.loss.item();
+      if (i % 1000 === 999) {
+        last = await out.loss.item();
+        const m = memoryStats();
+        samples.push({ wasm: m.wasmBytes, live: m.liveBuffers });
+      }
+    }
+    expect(step.cacheSize).toBe(1);
+    expect(last).toBeLessThan(first * 0.1);
+    const tail = samples.slice(1);
+    expect(new Set(tail.map((s) => s.wasm)).size).toBe(1);
+    expect(new Set(tail.map((s) => s.live)).size).toBe(1);
   });
 });
