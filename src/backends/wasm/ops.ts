@@ -506,12 +506,24 @@ function matmulBatchWords(
 const softmaxFamily: KernelBuilder = (n, ctx) => {
   const x = n.inputs[0];
   const axis = n.attrs.axis as number;
-  if (axis !== x.shape.length - 1) return null;
   const cols = x.shape[axis];
   const rows = sizeOf(x.shape) / Math.max(1, cols);
   if (sizeOf(x.shape) === 0) return null;
   const [ix, out] = [ctx.at(x), ctx.at(n)];
   const log = n.op === 'logSoftmax';
+  if (axis !== x.shape.length - 1) {
+    // Another axis: move it last with a strided copy, run the row kernel, move it back.
+    const perm = [...x.shape.keys()].filter((i) => i !== axis).concat(axis);
+    const inv = perm.map((_, i) => perm.indexOf(i));
+    const moved = perm.map((q) => x.shape[q]);
+    const tmp = ctx.temp(sizeOf(x.shape));
+    const tmp2 = ctx.temp(sizeOf(x.shape));
+    return (p) => {
+      ctx.k.transpose(p[ix], x.shape, perm, p[tmp]);
+      ctx.k.softmax(p[tmp], p[tmp2], rows, cols, log);
+      ctx.k.transpose(p[tmp2], moved, inv, p[out]);
+    };
+  }
   return withPar(
     (p) => ctx.k.softmax(p[ix], p[out], rows, cols, log),
     {
