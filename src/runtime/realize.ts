@@ -135,7 +135,7 @@ export function realizeSync(ts: readonly Tensor[]): void {
 let lastYield = 0;
 
 /**
- * Async realization also gives the event loop a turn now and then (at most every 20 ms), so
+ * Async realization also gives the event loop a turn now and then (at most every 100 ms), so
  * FinalizationRegistry callbacks run and free the buffers of unreachable tensors even in a
  * tight `await x.data()` loop, which otherwise only ever runs microtasks.
  */
@@ -143,7 +143,7 @@ export async function realize(ts: readonly Tensor[]): Promise<void> {
   if (!state.backend) await state.autoInit?.async();
   realizeSync(ts);
   const now = Date.now();
-  if (now - lastYield > 20) {
+  if (now - lastYield > 100) {
     lastYield = now;
     await new Promise<void>((resolve) => setTimeout(resolve, 0));
   }
