@@ -20,7 +20,7 @@ const copyWasm = () => ({
 const typesEntry = () => ({
   name: 'types-entry',
   writeBundle() {
-    writeFileSync('dist/index.d.ts', "export * from './types/index';\n");
+    writeFileSync('dist/index.d.ts', "export * from './types/src/index';\n");
   },
 });
 
