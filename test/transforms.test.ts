@@ -238,7 +238,11 @@ describe('jit and trace', () => {
   it('distinct inputs are never merged by CSE', () => {
     const f = jit((a: Tensor, b: Tensor) => o.add(o.exp(a), o.exp(b)));
     expect(f(tensor([0]), tensor([1])).dataSync()[0]).toBeCloseTo(1 + Math.E, 5);
-    const g = trace((a: Tensor, b: Tensor) => o.add(o.matmul(a, b), o.matmul(b, a)), tensor([[1]]), tensor([[2]]));
+    const g = trace(
+      (a: Tensor, b: Tensor) => o.add(o.matmul(a, b), o.matmul(b, a)),
+      tensor([[1]]),
+      tensor([[2]]),
+    );
     expect(g.nodes.filter((n) => n.op === 'matmul')).toHaveLength(2);
   });
 
