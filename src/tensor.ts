@@ -77,6 +77,8 @@ export class Tensor {
   setStorage(storage: Storage): void {
     if (this.storage) this.storage.release();
     this.storage = storage;
+    // One registration per tensor: re-registering would keep every replaced storage alive.
+    finalizer?.unregister(this);
     finalizer?.register(this, storage, this);
     if (traceState.depth === 0) this.dropHistory();
   }
@@ -154,11 +156,10 @@ function fmtT(t: Tensor): string {
 }
 
 /**
- * A tensor's value for the program. The first read of a backend buffer (wasm memory) moves
- * the value into a JS array that becomes the tensor's storage and is returned as is: one copy,
- * and from then on the JS garbage collector owns it, while backend memory holds only values
- * still in computational use (a later op uploads it again). Later reads return copies. Like
- * the tensor, the array is a value: write to a copy of it, never to it.
+ * A copy of a tensor's value for the program. Reading a backend buffer (wasm memory) also moves
+ * the value into a JS array the tensor keeps: from then on the JS garbage collector owns it,
+ * while backend memory holds only values still in computational use (a later op uploads it
+ * again). This is what keeps `await f(x).data()` loops flat without dispose().
  */
 function copyOut(t: Tensor): Float32Array | Int32Array {
   const s = t.storage!;
@@ -167,7 +168,7 @@ function copyOut(t: Tensor): Float32Array | Int32Array {
   // Float64Array only occurs in the float64 reference mode, where tests want full precision.
   const moved = h.slice() as Float32Array | Int32Array;
   t.setStorage(new HostStorage(moved));
-  return moved;
+  return moved.slice();
 }
 
 export function toNested(data: ArrayLike<number>, shape: readonly number[]): NestedArray {

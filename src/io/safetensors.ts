@@ -24,9 +24,10 @@
  * Only web-standard APIs are used (DataView, TextEncoder/TextDecoder, typed arrays), so this runs in browsers, Deno
  * and edge runtimes as well as Node.
  */
+import { AdjointError } from '../errors';
 
 /** Raised for every malformed checkpoint and every invalid argument to this module. */
-export class CheckpointError extends Error {
+export class CheckpointError extends AdjointError {
   override name = 'CheckpointError';
 }
 

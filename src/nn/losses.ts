@@ -5,6 +5,7 @@ import {
   asTensor,
   cast,
   equal,
+  greater,
   logSoftmax,
   mean,
   mul,
@@ -13,6 +14,7 @@ import {
   square,
   sub,
   sum,
+  where,
 } from '../ops/api';
 import { fmt, shapeEq } from '../shape';
 import type { Tensor } from '../tensor';
@@ -48,7 +50,10 @@ export function softmaxCrossEntropy(logits: Tensor, labels: Tensor): Tensor {
       );
     target = y;
   }
-  const perExample = neg(sum(mul(logSoftmax(cast(x, 'float32'), -1), target), -1));
+  // Classes with no target mass are left out rather than multiplied by 0, so a -Infinity logit
+  // (a masked class) does not turn the loss into NaN.
+  const logp = logSoftmax(cast(x, 'float32'), -1);
+  const perExample = neg(sum(where(greater(target, 0), mul(logp, target), 0), -1));
   return x.ndim === 1 ? perExample : mean(perExample);
 }
 

@@ -169,7 +169,8 @@ export function reshape(x: TensorLike, shape: readonly number[]): Tensor {
 
 export function transpose(x: TensorLike, perm?: readonly number[]): Tensor {
   const t = asTensor(x);
-  const p = perm ? [...perm] : t.shape.map((_, i) => t.ndim - 1 - i);
+  // Negative entries count from the end, as numpy allows.
+  const p = perm ? perm.map((a) => (a < 0 ? a + t.ndim : a)) : t.shape.map((_, i) => t.ndim - 1 - i);
   return apply('transpose', [t], { perm: p });
 }
 

@@ -2,8 +2,9 @@
 
 import type { Backend } from '../backends/backend';
 import { optimize } from '../compiler/compile';
-import { ConcretizationError } from '../errors';
+import { ConcretizationError, DisposedError } from '../errors';
 import { buildGraph, type GNode, type Graph, postOrder } from '../graph/graph';
+import { keyOf } from '../key';
 import { runtimeHooks, type Storage, type Tensor } from '../tensor';
 
 const state: {
@@ -80,7 +81,7 @@ function snapshot(pending: readonly Tensor[]): { key: string; consts: Tensor[]; 
     }
     let ins = '';
     for (const x of t.inputs) ins += `${index.get(x)},`;
-    parts.push(`${t.op}${t.dtype[0]}${t.shape.join(',')}${JSON.stringify(t.attrs)}${ins}`);
+    parts.push(`${t.op}${t.dtype[0]}${t.shape.join(',')}${keyOf(t.attrs)}${ins}`);
   });
   parts.push(`>${pending.map((t) => index.get(t)).join(',')}`);
   return { key: parts.join(';'), consts, siblings };
@@ -111,8 +112,15 @@ export function realizeSync(ts: readonly Tensor[]): void {
   // gradients) are computed in the same run: the shared work is done once.
   let snap = snapshot(pending);
   for (let round = 0; round < 4 && snap.siblings.length > 0; round++) {
-    pending = [...pending, ...snap.siblings];
-    snap = snapshot(pending);
+    // Best effort: a sibling that cannot be computed (it reads a disposed tensor) is left out.
+    try {
+      const more = snapshot([...pending, ...snap.siblings]);
+      pending = [...pending, ...snap.siblings];
+      snap = more;
+    } catch (e) {
+      if (!(e instanceof DisposedError)) throw e;
+      snap = { ...snap, siblings: [] };
+    }
   }
   const backend = backendSync();
   const c = compile(pending, snap.key);

@@ -1,5 +1,7 @@
 /** Pytrees: nested plain objects and arrays whose leaves are tensors (JAX's term). */
+
 import { PytreeError } from '../errors';
+import { keyOf } from '../key';
 import { Tensor } from '../tensor';
 
 export type Pytree<T = Tensor> = T | readonly Pytree<T>[] | { readonly [k: string]: Pytree<T> };
@@ -74,7 +76,7 @@ export function treeKey(def: TreeDef): string {
     case 'leaf':
       return '*';
     case 'static':
-      return `=${JSON.stringify(def.value)}`;
+      return `=${keyOf(def.value)}`;
     case 'array':
       return `[${def.children.map(treeKey).join(',')}]`;
     case 'object':

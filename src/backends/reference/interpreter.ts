@@ -30,7 +30,10 @@ export class ReferenceBackend implements Backend {
     const keep = new Set(graph.outputs);
     for (const n of graph.nodes) {
       let data: Float64Array;
-      if (n.op === 'const') data = toF64(n.source!.storage!.toHost());
+      if (n.op === 'const') {
+        n.source!.checkAlive('run');
+        data = toF64(n.source!.storage!.toHost());
+      }
       else if (n.op === 'input') {
         const s = inputs[n.attrs.index as number];
         if (!s) throw new ConcretizationError(`input ${String(n.attrs.index)} has no value bound`);

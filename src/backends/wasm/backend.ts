@@ -3,8 +3,10 @@
  * on the main thread alone or, given a worker pool, level by level with the pool sharing out
  * the large kernels (src/scheduler/).
  */
+
 import { AdjointError } from '../../errors';
 import type { GNode, Graph } from '../../graph/graph';
+import { keyOf } from '../../key';
 import { WorkerError, WorkerFault, type WorkerPool } from '../../scheduler/pool';
 import { sizeOf } from '../../shape';
 import { HostStorage } from '../../storage';
@@ -35,7 +37,7 @@ export function structureKey(g: Graph): string {
   const parts: string[] = [];
   g.nodes.forEach((n, i) => {
     index.set(n, i);
-    const attrs = n.op === 'const' ? '' : JSON.stringify(n.attrs);
+    const attrs = n.op === 'const' ? '' : keyOf(n.attrs);
     parts.push(
       `${n.op}/${n.dtype}/${n.shape.join(',')}/${attrs}/${n.inputs.map((x) => index.get(x)).join(',')}`,
     );
@@ -192,13 +194,16 @@ export class WasmBackend implements Backend {
     if (!sequential && plan.hasJobs && this.pool && this.pool.serving > 0) this.pool.wake();
     try {
       plan.constPositions.forEach((pos, i) => {
-        p[plan.constSlots[i]] = this.resident(g.nodes[pos].source!, temporaries);
+        const source = g.nodes[pos].source!;
+        source.checkAlive('run'); // e.g. a tensor a jitted function closed over, disposed since
+        p[plan.constSlots[i]] = this.resident(source, temporaries);
       });
       plan.inputSlots.forEach((slot, i) => {
         const s = inputs[i];
         if (s instanceof WasmStorage && s.kernels === this.kernels) p[slot] = s.address;
         else {
-          const node = g.inputs[i];
+          // Dead-code removal may have dropped unused inputs: look the node up by its index.
+          const node = g.inputs.find((n) => n.attrs.index === i)!;
           const up = this.upload(s ?? new HostStorage(new Float32Array(0)), sizeOf(node.shape), node.dtype);
           temporaries.push(up);
           p[slot] = up.address;

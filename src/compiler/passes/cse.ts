@@ -1,4 +1,5 @@
 import type { GNode, Graph } from '../../graph/graph';
+import { keyOf } from '../../key';
 import { rewrite } from '../rewrite';
 
 /**
@@ -18,7 +19,7 @@ export function eliminateCommonSubexpressions(g: Graph): Graph {
     const key =
       n.op === 'const'
         ? `const#${n.source!.id}`
-        : `${n.op}|${n.dtype}|${n.shape.join(',')}|${JSON.stringify(n.attrs)}|${n.inputs.map((i) => ids.get(i)).join(',')}`;
+        : `${n.op}|${n.dtype}|${n.shape.join(',')}|${keyOf(n.attrs)}|${n.inputs.map((i) => ids.get(i)).join(',')}`;
     const hit = seen.get(key);
     if (hit) return hit;
     seen.set(key, n);

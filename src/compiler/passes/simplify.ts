@@ -27,7 +27,8 @@ function identityOperand(n: GNode): GNode | null {
 /**
  * Algebraic simplification: drops no-op nodes (identity, stopGradient, reshapes/broadcasts to the
  * same shape, identity permutations, casts to the same dtype, x+0, x·1, x/1, double negation) and
- * merges chained reshapes. Value-preserving, including NaN and -0 (x·0 is not folded).
+ * merges chained reshapes. Value-preserving except that x+0 keeps a -0 that IEEE addition would
+ * turn into +0 (as XLA's simplifier does); x·0 is never folded (NaN and ∞ would change).
  */
 export function simplify(g: Graph): Graph {
   return rewrite(g, (n) => {

@@ -100,7 +100,11 @@ defineOp({
   name: 'cast',
   kind: 'elementwise',
   infer: (inputs, attrs) => ({ shape: inputs[0].shape, dtype: attrs.dtype as DType }),
-  reference: ([x], attrs) => (attrs.dtype === 'int32' ? mapUnary(x, Math.trunc) : x.data.slice()),
+  // float -> int32 truncates and saturates (NaN -> 0), as the wasm kernel does.
+  reference: ([x], attrs) =>
+    attrs.dtype === 'int32'
+      ? mapUnary(x, (v) => (Number.isNaN(v) ? 0 : Math.max(-2147483648, Math.min(2147483647, Math.trunc(v)))))
+      : x.data.slice(),
   // Derivatives flow only between float dtypes.
   jvp: ([t], [x], y) => (t && x.dtype === 'float32' && y.dtype === 'float32' ? t : null),
   vjp: (ct, [x], y) => [x.dtype === 'float32' && y.dtype === 'float32' ? ct : null],
@@ -200,7 +204,8 @@ binary(
   'pow',
   (a, b) => a ** b,
   (a, b, y) => [
-    o.mul(b, o.pow(a, o.sub(b, 1))),
+    // b·a^(b-1), defined as 0 where b = 0 (0·0^-1 would be NaN at a = 0), as in JAX.
+    o.where(o.equal(b, 0), 0, o.mul(b, o.pow(a, o.sub(b, 1)))),
     // d/db a^b = a^b·log a; defined as 0 where a <= 0 (the value is 0 or nan there anyway).
     o.where(o.greater(a, 0), o.mul(y, o.log(o.where(o.greater(a, 0), a, 1))), 0),
   ],
