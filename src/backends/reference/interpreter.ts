@@ -33,8 +33,7 @@ export class ReferenceBackend implements Backend {
       if (n.op === 'const') {
         n.source!.checkAlive('run');
         data = toF64(n.source!.storage!.toHost());
-      }
-      else if (n.op === 'input') {
+      } else if (n.op === 'input') {
         const s = inputs[n.attrs.index as number];
         if (!s) throw new ConcretizationError(`input ${String(n.attrs.index)} has no value bound`);
         data = toF64(s.toHost());
