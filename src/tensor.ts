@@ -56,7 +56,8 @@ export class Tensor {
     this.op = op;
     this.inputs = inputs;
     this.attrs = attrs;
-    this.shape = Object.freeze([...shape]);
+    // Shapes are shared between tensors once frozen (most ops keep their input's shape).
+    this.shape = Object.isFrozen(shape) ? shape : Object.freeze([...shape]);
     this.dtype = dtype;
   }
 
