@@ -76,7 +76,7 @@ export {
 } from './ops/api';
 export * as optim from './optim/index';
 export * as random from './random';
-export { type InitOptions, init, memoryStats } from './runtime/init';
+export { type InitOptions, init, memoryStats, shutdown } from './runtime/init';
 export { donate, type Jitted, jit, trace } from './runtime/jit';
 export { WorkerError } from './scheduler/pool';
 export { type DType, type NestedArray, Tensor } from './tensor';

@@ -9,6 +9,7 @@ import {
   jit,
   nn,
   ones,
+  shutdown,
   type Tensor,
   tensor,
   trace,
@@ -108,6 +109,14 @@ describe('errors and siblings', () => {
     const [, g] = valueAndGrad((a: Tensor, b: Tensor) => o.sum(a.mul(2)).add(o.sum(b)), [0, 1])(w, d);
     d.dispose();
     expect([...(await (g as Tensor[])[0].data())]).toEqual([2, 2]);
+  });
+
+  it('shutdown is exported, and overlapping init calls leave one pool', async () => {
+    expect(typeof shutdown).toBe('function');
+    const { init, memoryStats } = await import('../src/index');
+    await Promise.all([init({ threads: 2 }), init({ threads: 2 })]);
+    expect(memoryStats().backend).toBe('wasm');
+    expect([...(await tensor([1, 2]).add(1).data())]).toEqual([2, 3]);
   });
 
   it('CheckpointError is an AdjointError', () => {

@@ -102,8 +102,19 @@ function poolBackend(shared: SharedKernels, threads: number): WasmBackend {
   return new WasmBackend(shared.kernels, { pool });
 }
 
-/** Chooses and loads the backend. Calling it again switches; existing tensors stay valid. */
-export async function init(opts: InitOptions = {}): Promise<void> {
+let initChain: Promise<void> = Promise.resolve();
+
+/**
+ * Chooses and loads the backend. Calling it again switches; existing tensors stay valid.
+ * Calls are serialized, so overlapping inits cannot leave a worker pool behind.
+ */
+export function init(opts: InitOptions = {}): Promise<void> {
+  const run = initChain.then(() => initNow(opts));
+  initChain = run.catch(() => {});
+  return run;
+}
+
+async function initNow(opts: InitOptions): Promise<void> {
   const kind = check(opts);
   await retirePool();
   if (kind === 'reference') {

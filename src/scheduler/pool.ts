@@ -325,6 +325,10 @@ export class WorkerPool {
       const pt = t.patch;
       for (let j = 0; j < pt.length; j += 3) mem[pt[j]] = p[pt[j + 1]] + pt[j + 2];
     }
+    // Close the previous job's claim word first: a worker still looking at it must not pass its
+    // "index < TOTAL" check against the TOTAL written below and claim a chunk with the old tag.
+    const prev = Atomics.load(c, CTL.CLAIM);
+    Atomics.store(c, CTL.CLAIM, (prev & ~0xffff) | 0xffff);
     let first = 0;
     for (let i = 0; i < tasks.length; i++) {
       const at = CTL.TASKS + i * CTL.TASK_WORDS;
@@ -353,8 +357,10 @@ export class WorkerPool {
       failed = true;
     }
     const fault = this.finish(tag, total, failed);
-    if (failed) throw mainError;
+    // A worker fault wins over a main-thread error: the backend must quarantine the plan (a
+    // stalled worker may still write to it); the retry on the main thread raises the error again.
     if (fault) throw fault;
+    if (failed) throw mainError;
   }
 
   /** The main thread's share: claim chunks in order and run them with scratch region 0. */
