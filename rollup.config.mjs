@@ -38,7 +38,7 @@ const workerUrl = () => ({
   },
 });
 
-/** Bundles comlink into the worker (no node-resolve plugin here; comlink has no exports map). */
+/** Bundles comlink (no node-resolve plugin here; comlink has no exports map). */
 const comlinkPaths = () => ({
   name: 'comlink-paths',
   resolveId(source) {
@@ -53,14 +53,15 @@ const comlinkPaths = () => ({
   },
 });
 
-const external = [/^comlink(\/|$)/, /^node:/, 'web-worker'];
+// comlink (a few kB) is bundled too, so dist/ loads in a browser without a bundler or import map.
+const external = [/^node:/, 'web-worker'];
 
 export default [
   {
     input: 'src/index.ts',
     output: { file: 'dist/index.js', format: 'es', sourcemap: true },
     external,
-    plugins: [workerUrl(), esbuild({ target: 'es2022' }), copyWasm(), typesEntry()],
+    plugins: [workerUrl(), comlinkPaths(), esbuild({ target: 'es2022' }), copyWasm(), typesEntry()],
   },
   {
     // One self-contained script for browsers, Deno and Node: comlink is bundled in.
