@@ -93,6 +93,25 @@ describe('values', () => {
     expect(l.dataSync()[0]).toBe(0);
   });
 
+  it('softmax cross-entropy with an out-of-range class id is NaN, not a silent 0', () => {
+    const l = nn.softmaxCrossEntropy(
+      tensor([
+        [1, 2],
+        [3, 4],
+      ]),
+      tensor([0, 5], { dtype: 'int32' }),
+    );
+    expect(Number.isNaN(l.dataSync()[0])).toBe(true);
+    const ok = nn.softmaxCrossEntropy(
+      tensor([
+        [1, 2],
+        [3, 4],
+      ]),
+      tensor([0, 1], { dtype: 'int32' }),
+    );
+    expect(Number.isFinite(ok.dataSync()[0])).toBe(true);
+  });
+
   it('transpose accepts negative axes', () => {
     expect(o.transpose(tensor([[1, 2, 3]]), [-1, 0]).shape).toEqual([3, 1]);
   });

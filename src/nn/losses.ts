@@ -24,8 +24,9 @@ import type { Tensor } from '../tensor';
  *
  * `logits` has shape [..., classes]. `labels` is either int32 class ids of shape logits.shape[:-1], or
  * float32 target probabilities of the same shape as `logits` (soft labels). Computed with logSoftmax, so
- * it stays finite for logits as large as 1e4. Ids outside [0, classes) select nothing and contribute 0
- * (their values are not known while the graph is built, so they cannot be checked then).
+ * it stays finite for logits as large as 1e4. An id outside [0, classes) makes that example's loss NaN
+ * (so the mean is NaN): label values are not known while the graph is built, and a silent 0 would hide
+ * the mistake.
  */
 export function softmaxCrossEntropy(logits: Tensor, labels: Tensor): Tensor {
   const x = asTensor(logits);
@@ -53,7 +54,9 @@ export function softmaxCrossEntropy(logits: Tensor, labels: Tensor): Tensor {
   // Classes with no target mass are left out rather than multiplied by 0, so a -Infinity logit
   // (a masked class) does not turn the loss into NaN.
   const logp = logSoftmax(cast(x, 'float32'), -1);
-  const perExample = neg(sum(where(greater(target, 0), mul(logp, target), 0), -1));
+  let perExample = neg(sum(where(greater(target, 0), mul(logp, target), 0), -1));
+  // An int32 id out of range selects no class: flag it rather than score it 0.
+  if (y.dtype === 'int32') perExample = where(greater(sum(target, -1), 0), perExample, Number.NaN);
   return x.ndim === 1 ? perExample : mean(perExample);
 }
 
