@@ -273,6 +273,22 @@ export const specs: Spec[] = [
         o.matmulT(a, b, ta === 1, tb === 1),
   },
   {
+    name: 'softmaxCrossEntropy',
+    domains: ['real'],
+    shapes: fc
+      .tuple(fc.array(dim, { minLength: 0, maxLength: 2 }), nonEmptyDim)
+      .map(([lead, c]) => [[...lead, c]]),
+    make: ([s], r) => {
+      const c = s[s.length - 1];
+      const n = s.slice(0, -1).reduce((a, d) => a * d, 1);
+      const labels = tensor(
+        Int32Array.from({ length: n }, () => Math.floor(r() * c)),
+        { shape: s.slice(0, -1), dtype: 'int32' },
+      );
+      return (x) => o.softmaxCrossEntropyRows(x, labels);
+    },
+  },
+  {
     name: 'softmax',
     domains: ['real'],
     shapes: shape(3, dim)

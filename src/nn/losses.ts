@@ -10,7 +10,7 @@ import {
   mean,
   mul,
   neg,
-  oneHot,
+  softmaxCrossEntropyRows,
   square,
   sub,
   sum,
@@ -23,7 +23,7 @@ import type { Tensor } from '../tensor';
  * Mean softmax cross-entropy over the batch: -mean_i log softmax(logits_i)[labels_i].
  *
  * `logits` has shape [..., classes]. `labels` is either int32 class ids of shape logits.shape[:-1], or
- * float32 target probabilities of the same shape as `logits` (soft labels). Computed with logSoftmax, so
+ * float32 target probabilities of the same shape as `logits` (soft labels). Computed from logsumexp, so
  * it stays finite for logits as large as 1e4. An id outside [0, classes) makes that example's loss NaN
  * (so the mean is NaN): label values are not known while the graph is built, and a silent 0 would hide
  * the mistake.
@@ -32,14 +32,14 @@ export function softmaxCrossEntropy(logits: Tensor, labels: Tensor): Tensor {
   const x = asTensor(logits);
   const y = asTensor(labels);
   if (x.ndim < 1) throw new ShapeError(`softmaxCrossEntropy: logits must have rank >= 1, got shape []`);
-  const classes = x.shape[x.ndim - 1];
-  let target: Tensor;
+  let perExample: Tensor;
   if (y.dtype === 'int32') {
     if (!shapeEq(y.shape, x.shape.slice(0, -1)))
       throw new ShapeError(
         `softmaxCrossEntropy: int32 labels must have shape ${fmt(x.shape.slice(0, -1))} (logits ${fmt(x.shape)} without the class axis), got ${fmt(y.shape)}`,
       );
-    target = oneHot(y, classes);
+    // One fused primitive: logsumexp minus the label's logit, a kernel pass over the logits.
+    perExample = softmaxCrossEntropyRows(x, y);
   } else {
     if (shapeEq(y.shape, x.shape.slice(0, -1)))
       throw new DTypeError(
@@ -49,14 +49,11 @@ export function softmaxCrossEntropy(logits: Tensor, labels: Tensor): Tensor {
       throw new ShapeError(
         `softmaxCrossEntropy: float32 labels are class probabilities and must have the logits' shape ${fmt(x.shape)}, got ${fmt(y.shape)}`,
       );
-    target = y;
+    // Classes with no target mass are left out rather than multiplied by 0, so a -Infinity logit
+    // (a masked class) does not turn the loss into NaN.
+    const logp = logSoftmax(cast(x, 'float32'), -1);
+    perExample = neg(sum(where(greater(y, 0), mul(logp, y), 0), -1));
   }
-  // Classes with no target mass are left out rather than multiplied by 0, so a -Infinity logit
-  // (a masked class) does not turn the loss into NaN.
-  const logp = logSoftmax(cast(x, 'float32'), -1);
-  let perExample = neg(sum(where(greater(target, 0), mul(logp, target), 0), -1));
-  // An int32 id out of range selects no class: flag it rather than score it 0.
-  if (y.dtype === 'int32') perExample = where(greater(sum(target, -1), 0), perExample, Number.NaN);
   return x.ndim === 1 ? perExample : mean(perExample);
 }
 

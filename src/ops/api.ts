@@ -316,6 +316,13 @@ export function logSoftmax(x: TensorLike, axis = -1): Tensor {
   return apply('logSoftmax', [t], { axis: normalizeAxis('logSoftmax', axis, t.ndim) });
 }
 
+/** Per-example softmax cross-entropy of float32 logits [..., C] against int32 class ids [...]. */
+export function softmaxCrossEntropyRows(logits: TensorLike, labels: TensorLike): Tensor {
+  const x = cast(asTensor(logits), 'float32');
+  const y = labels instanceof Tensor ? labels : asTensor(labels, 'int32');
+  return apply('softmaxCrossEntropy', [x, y]);
+}
+
 export function checkAxisInRange(op: string, axis: number, ndim: number): void {
   if (axis < 0 || axis >= ndim) throw new AxisError(`${op}: axis ${axis} out of range for rank ${ndim}`);
 }

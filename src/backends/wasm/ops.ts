@@ -537,6 +537,15 @@ const softmaxFamily: KernelBuilder = (n, ctx) => {
   );
 };
 
+const softmaxCrossEntropy: KernelBuilder = (n, ctx) => {
+  const [x, y] = n.inputs;
+  const cols = x.shape[x.shape.length - 1];
+  const rows = sizeOf(y.shape);
+  if (rows === 0 || cols === 0) return null;
+  const [ix, iy, out] = [ctx.at(x), ctx.at(y), ctx.at(n)];
+  return (p) => ctx.k.softmaxXent(p[ix], p[iy], p[out], 0, rows, cols);
+};
+
 /** Kernel builders by op name. A builder may return null to decline (the host fallback runs). */
 export const wasmKernels: Record<string, KernelBuilder> = {
   fill,
@@ -555,6 +564,7 @@ export const wasmKernels: Record<string, KernelBuilder> = {
   matmul,
   softmax: softmaxFamily,
   logSoftmax: softmaxFamily,
+  softmaxCrossEntropy,
 };
 for (const op of Object.keys(f32Unary))
   wasmKernels[op] = (n, ctx) => (unaryCode(n) === undefined ? null : unary(n, ctx));

@@ -137,3 +137,54 @@ defineOp({
   jvp: ([t], _x, y, attrs) => (t ? o.sub(t, o.sum(o.mul(o.exp(y), t), axisOf(attrs), true)) : null),
   vjp: (ct, _x, y, attrs) => [o.sub(ct, o.mul(o.exp(y), o.sum(ct, axisOf(attrs), true)))],
 });
+
+/**
+ * Per-example softmax cross-entropy with int32 class ids: logsumexp(x) - x[label] over the last
+ * axis. One primitive (rather than logSoftmax and a mask) so backends run one pass over the
+ * logits; an id outside [0, classes) gives NaN for that example.
+ */
+defineOp({
+  name: 'softmaxCrossEntropy',
+  kind: 'other',
+  infer: ([x, y]) => {
+    if (x.dtype !== 'float32')
+      throw new DTypeError(`softmaxCrossEntropy: logits must be float32, got ${x.dtype}`);
+    if (y.dtype !== 'int32')
+      throw new DTypeError(`softmaxCrossEntropy: labels must be int32, got ${y.dtype}`);
+    if (
+      x.shape.length < 1 ||
+      y.shape.length !== x.shape.length - 1 ||
+      y.shape.some((d, i) => d !== x.shape[i])
+    )
+      throw new ShapeError(
+        `softmaxCrossEntropy: labels ${fmt(y.shape)} must have the shape of logits ${fmt(x.shape)} without the class axis`,
+      );
+    return { shape: y.shape, dtype: 'float32' };
+  },
+  reference: ([x, y]) => {
+    const cols = x.shape[x.shape.length - 1];
+    const rows = y.data.length;
+    const out = new Float64Array(rows);
+    for (let r = 0; r < rows; r++) {
+      const label = y.data[r];
+      if (!(label >= 0 && label < cols)) {
+        out[r] = Number.NaN;
+        continue;
+      }
+      let m = Number.NEGATIVE_INFINITY;
+      for (let c = 0; c < cols; c++) m = Math.max(m, x.data[r * cols + c]);
+      if (!Number.isFinite(m)) m = 0;
+      let s = 0;
+      for (let c = 0; c < cols; c++) s += Math.exp(x.data[r * cols + c] - m);
+      out[r] = Math.log(s) + m - x.data[r * cols + label];
+    }
+    return out;
+  },
+  // d loss_i / d x_ic = softmax(x_i)_c - onehot(label_i)_c.
+  jvp: ([t], [x, y]) => (t ? o.sum(o.mul(t, xentGrad(x, y)), -1) : null),
+  vjp: (ct, [x, y]) => [o.mul(o.expandDims(ct, -1), xentGrad(x, y)), null],
+});
+
+function xentGrad(x: Tensor, y: Tensor): Tensor {
+  return o.sub(o.softmax(x, -1), o.oneHot(y, x.shape[x.shape.length - 1]));
+}
