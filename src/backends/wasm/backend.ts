@@ -110,19 +110,33 @@ export class WasmBackend implements Backend {
   }
 
   /** The tensor's buffer in wasm memory, uploading a host-side constant (once, unless it is small). */
-  /** Moves a large host-side value into wasm memory for good (jit arguments, so later runs skip the upload). */
+  /**
+   * Host-side values (tensor(), values read back) are uploaded into a temporary buffer for a run.
+   * A tensor seen a second time moves into wasm memory for good: weights and other reused inputs
+   * pay one upload, while one-shot inputs (a data batch) never hold wasm memory after their run.
+   */
+  private readonly seenOnHost = new WeakSet<Tensor>();
+
+  private keepResident(t: Tensor): boolean {
+    if (t.size <= HOST_MAX_ELEMENTS) return false;
+    if (this.seenOnHost.has(t)) return true;
+    this.seenOnHost.add(t);
+    return false;
+  }
+
+  /** jit arguments go through the same rule (their second use moves them for good). */
   adopt(t: Tensor): void {
     const s = t.storage;
-    if (!s || t.size <= HOST_MAX_ELEMENTS || (s instanceof WasmStorage && s.kernels === this.kernels)) return;
-    t.setStorage(this.upload(s, t.size, t.dtype));
+    if (!s || (s instanceof WasmStorage && s.kernels === this.kernels)) return;
+    if (this.keepResident(t)) t.setStorage(this.upload(s, t.size, t.dtype));
   }
 
   private resident(t: Tensor, temporaries: WasmStorage[]): number {
     const s = t.storage!;
     if (s instanceof WasmStorage && s.kernels === this.kernels) return s.address;
     const ws = this.upload(s, t.size, t.dtype);
-    if (t.size <= HOST_MAX_ELEMENTS) temporaries.push(ws);
-    else t.setStorage(ws);
+    if (this.keepResident(t)) t.setStorage(ws);
+    else temporaries.push(ws);
     return ws.address;
   }
 
