@@ -471,13 +471,7 @@ export class Kernels {
   reduce(op: ReduceOpCode, x: number, out: number, outer: number, len: number, inner: number): void {
     this.exports.reduce(op, x, out, outer, len, inner);
   }
-  /** Reduce one axis of a contiguous tensor of `shape`. */
-  reduceAxis(op: ReduceOpCode, x: number, shape: readonly number[], axis: number, out: number): void {
-    const ax = axis < 0 ? axis + shape.length : axis;
-    const outer = sizeOf(shape.slice(0, ax));
-    const inner = sizeOf(shape.slice(ax + 1));
-    this.exports.reduce(op, x, out, outer, shape[ax]!, inner);
-  }
+
   sumSquares(x: number, n: number): number {
     return this.exports.sumSquares(x, n);
   }
