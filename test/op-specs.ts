@@ -2,6 +2,7 @@
 import fc from 'fast-check';
 import { tensor } from '../src/creation';
 import * as o from '../src/ops/api';
+import { apply } from '../src/ops/registry';
 import type { Tensor } from '../src/tensor';
 import { type Domain, randomTensor } from './helpers';
 
@@ -286,6 +287,22 @@ export const specs: Spec[] = [
         { shape: s.slice(0, -1), dtype: 'int32' },
       );
       return (x) => o.softmaxCrossEntropyRows(x, labels);
+    },
+  },
+  {
+    name: 'softmaxCrossEntropyGrad',
+    domains: ['real', 'real'],
+    shapes: fc
+      .tuple(fc.array(dim, { minLength: 0, maxLength: 2 }), nonEmptyDim)
+      .map(([lead, c]) => [[...lead, c], lead]),
+    make: ([s], r) => {
+      const c = s[s.length - 1];
+      const n = s.slice(0, -1).reduce((a, d) => a * d, 1);
+      const labels = tensor(
+        Int32Array.from({ length: n }, () => Math.floor(r() * c)),
+        { shape: s.slice(0, -1), dtype: 'int32' },
+      );
+      return (x, g) => apply('softmaxCrossEntropyGrad', [x, labels, g]);
     },
   },
   {

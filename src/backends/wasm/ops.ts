@@ -546,6 +546,15 @@ const softmaxCrossEntropy: KernelBuilder = (n, ctx) => {
   return (p) => ctx.k.softmaxXent(p[ix], p[iy], p[out], 0, rows, cols);
 };
 
+const softmaxCrossEntropyGrad: KernelBuilder = (n, ctx) => {
+  const [x, y, g] = n.inputs;
+  const cols = x.shape[x.shape.length - 1];
+  const rows = sizeOf(y.shape);
+  if (rows === 0 || cols === 0) return null;
+  const [ix, iy, ig, out] = [ctx.at(x), ctx.at(y), ctx.at(g), ctx.at(n)];
+  return (p) => ctx.k.softmaxXentGrad(p[ix], p[iy], p[ig], 1, 1, p[out], rows, cols);
+};
+
 /** Kernel builders by op name. A builder may return null to decline (the host fallback runs). */
 export const wasmKernels: Record<string, KernelBuilder> = {
   fill,
@@ -565,6 +574,7 @@ export const wasmKernels: Record<string, KernelBuilder> = {
   softmax: softmaxFamily,
   logSoftmax: softmaxFamily,
   softmaxCrossEntropy,
+  softmaxCrossEntropyGrad,
 };
 for (const op of Object.keys(f32Unary))
   wasmKernels[op] = (n, ctx) => (unaryCode(n) === undefined ? null : unary(n, ctx));

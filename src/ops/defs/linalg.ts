@@ -4,7 +4,7 @@ import { broadcastShapes, fmt, sizeOf, stridesOf } from '../../shape';
 import type { Attrs, Tensor } from '../../tensor';
 import * as o from '../api';
 import { forEachBroadcast } from '../reference-utils';
-import { defineOp } from '../registry';
+import { apply, defineOp } from '../registry';
 
 /** (rows, cols) of op(x) for a matrix operand. */
 function dims(shape: readonly number[], trans: boolean): [number, number] {
@@ -182,9 +182,53 @@ defineOp({
   },
   // d loss_i / d x_ic = softmax(x_i)_c - onehot(label_i)_c.
   jvp: ([t], [x, y]) => (t ? o.sum(o.mul(t, xentGrad(x, y)), -1) : null),
-  vjp: (ct, [x, y]) => [o.mul(o.expandDims(ct, -1), xentGrad(x, y)), null],
+  vjp: (ct, [x, y]) => [apply('softmaxCrossEntropyGrad', [x, y, ct]), null],
 });
 
 function xentGrad(x: Tensor, y: Tensor): Tensor {
   return o.sub(o.softmax(x, -1), o.oneHot(y, x.shape[x.shape.length - 1]));
 }
+
+/**
+ * The logits' cotangent of softmaxCrossEntropy: g_i · (softmax(x_i) - onehot(label_i)). Its own
+ * primitive so backends run it as one pass (the fused xent-gradient kernel); its rules, written
+ * with ops, keep it differentiable for higher-order derivatives.
+ */
+defineOp({
+  name: 'softmaxCrossEntropyGrad',
+  kind: 'other',
+  infer: ([x]) => ({ shape: x.shape, dtype: 'float32' }),
+  reference: ([x, y, g]) => {
+    const cols = x.shape[x.shape.length - 1];
+    const rows = y.data.length;
+    const out = new Float64Array(x.data.length);
+    for (let r = 0; r < rows; r++) {
+      let m = Number.NEGATIVE_INFINITY;
+      for (let c = 0; c < cols; c++) m = Math.max(m, x.data[r * cols + c]);
+      if (!Number.isFinite(m)) m = 0;
+      let s = 0;
+      for (let c = 0; c < cols; c++) s += Math.exp(x.data[r * cols + c] - m);
+      for (let c = 0; c < cols; c++) {
+        const p = Math.exp(x.data[r * cols + c] - m) / s;
+        out[r * cols + c] = g.data[r] * (p - (c === y.data[r] ? 1 : 0));
+      }
+    }
+    return out;
+  },
+  jvp: ([tx, , tg], [x, y, g]) => {
+    const terms: Tensor[] = [];
+    if (tg) terms.push(o.mul(o.expandDims(tg, -1), xentGrad(x, y)));
+    if (tx) {
+      const p = o.softmax(x, -1);
+      terms.push(o.mul(o.expandDims(g, -1), o.mul(p, o.sub(tx, o.sum(o.mul(p, tx), -1, true)))));
+    }
+    if (!terms.length) return null;
+    return terms.length === 2 ? o.add(terms[0], terms[1]) : terms[0];
+  },
+  vjp: (ct, [x, y, g]) => {
+    const p = o.softmax(x, -1);
+    const dx = o.mul(o.expandDims(g, -1), o.mul(p, o.sub(ct, o.sum(o.mul(ct, p), -1, true))));
+    const dg = o.sum(o.mul(ct, xentGrad(x, y)), -1);
+    return [dx, null, dg];
+  },
+});
