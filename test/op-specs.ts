@@ -44,6 +44,16 @@ const broadcastTriple = fc
     return [big.map((d, i) => (ones[i] ? 1 : d)), a, b];
   });
 
+/** int32 class ids for logits of shape s (classes on the last axis). */
+const randomLabels = (s: readonly number[], r: () => number): Tensor => {
+  const c = s[s.length - 1];
+  const n = s.slice(0, -1).reduce((a, d) => a * d, 1);
+  return tensor(
+    Int32Array.from({ length: n }, () => Math.floor(r() * c)),
+    { shape: s.slice(0, -1), dtype: 'int32' },
+  );
+};
+
 const pick = <T>(r: () => number, xs: readonly T[]): T => xs[Math.floor(r() * xs.length)];
 const randomAxes = (r: () => number, rank: number): number[] | undefined => {
   if (r() < 0.25) return undefined;
@@ -280,12 +290,7 @@ export const specs: Spec[] = [
       .tuple(fc.array(dim, { minLength: 0, maxLength: 2 }), nonEmptyDim)
       .map(([lead, c]) => [[...lead, c]]),
     make: ([s], r) => {
-      const c = s[s.length - 1];
-      const n = s.slice(0, -1).reduce((a, d) => a * d, 1);
-      const labels = tensor(
-        Int32Array.from({ length: n }, () => Math.floor(r() * c)),
-        { shape: s.slice(0, -1), dtype: 'int32' },
-      );
+      const labels = randomLabels(s, r);
       return (x) => o.softmaxCrossEntropyRows(x, labels);
     },
   },
@@ -296,12 +301,7 @@ export const specs: Spec[] = [
       .tuple(fc.array(dim, { minLength: 0, maxLength: 2 }), nonEmptyDim)
       .map(([lead, c]) => [[...lead, c], lead]),
     make: ([s], r) => {
-      const c = s[s.length - 1];
-      const n = s.slice(0, -1).reduce((a, d) => a * d, 1);
-      const labels = tensor(
-        Int32Array.from({ length: n }, () => Math.floor(r() * c)),
-        { shape: s.slice(0, -1), dtype: 'int32' },
-      );
+      const labels = randomLabels(s, r);
       return (x, g) => apply('softmaxCrossEntropyGrad', [x, labels, g]);
     },
   },

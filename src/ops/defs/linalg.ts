@@ -163,22 +163,8 @@ defineOp({
   },
   reference: ([x, y]) => {
     const cols = x.shape[x.shape.length - 1];
-    const rows = y.data.length;
-    const out = new Float64Array(rows);
-    for (let r = 0; r < rows; r++) {
-      const label = y.data[r];
-      if (!(label >= 0 && label < cols)) {
-        out[r] = Number.NaN;
-        continue;
-      }
-      let m = Number.NEGATIVE_INFINITY;
-      for (let c = 0; c < cols; c++) m = Math.max(m, x.data[r * cols + c]);
-      if (!Number.isFinite(m)) m = 0;
-      let s = 0;
-      for (let c = 0; c < cols; c++) s += Math.exp(x.data[r * cols + c] - m);
-      out[r] = Math.log(s) + m - x.data[r * cols + label];
-    }
-    return out;
+    const logp = softmaxRef(x.data, x.shape, x.shape.length - 1, true);
+    return y.data.map((label, r) => (label >= 0 && label < cols ? -logp[r * cols + label] : Number.NaN));
   },
   // d loss_i / d x_ic = softmax(x_i)_c - onehot(label_i)_c.
   jvp: ([t], [x, y]) => (t ? o.sum(o.mul(t, xentGrad(x, y)), -1) : null),
@@ -200,20 +186,11 @@ defineOp({
   infer: ([x]) => ({ shape: x.shape, dtype: 'float32' }),
   reference: ([x, y, g]) => {
     const cols = x.shape[x.shape.length - 1];
-    const rows = y.data.length;
-    const out = new Float64Array(x.data.length);
-    for (let r = 0; r < rows; r++) {
-      let m = Number.NEGATIVE_INFINITY;
-      for (let c = 0; c < cols; c++) m = Math.max(m, x.data[r * cols + c]);
-      if (!Number.isFinite(m)) m = 0;
-      let s = 0;
-      for (let c = 0; c < cols; c++) s += Math.exp(x.data[r * cols + c] - m);
-      for (let c = 0; c < cols; c++) {
-        const p = Math.exp(x.data[r * cols + c] - m) / s;
-        out[r * cols + c] = g.data[r] * (p - (c === y.data[r] ? 1 : 0));
-      }
-    }
-    return out;
+    const p = softmaxRef(x.data, x.shape, x.shape.length - 1, false);
+    return p.map((v, i) => {
+      const r = Math.floor(i / cols);
+      return g.data[r] * (v - (i - r * cols === y.data[r] ? 1 : 0));
+    });
   },
   jvp: ([tx, , tg], [x, y, g]) => {
     const terms: Tensor[] = [];
