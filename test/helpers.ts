@@ -67,16 +67,6 @@ export function norm(a: Float64Array): number {
   return Math.sqrt(dot(a, a));
 }
 
-/** max |a-b| / max(1, |b|) style relative error over whole arrays. */
-export function relErr(a: Float64Array, b: Float64Array): number {
-  if (a.length !== b.length) return Number.POSITIVE_INFINITY;
-  let d = 0;
-  for (let i = 0; i < a.length; i++) d = Math.max(d, Math.abs(a[i] - b[i]));
-  let m = 0;
-  for (let i = 0; i < b.length; i++) m = Math.max(m, Math.abs(b[i]));
-  return d / Math.max(m, 1e-3);
-}
-
 export function axpy(x: Tensor, h: number, u: Tensor): Tensor {
   const a = values(x);
   const b = values(u);
@@ -109,17 +99,62 @@ export function withReference<T>(body: () => T): T {
   }
 }
 
-/** max |a - b| relative to the largest magnitude in b (at least 1): float32 kernel tolerance checks. */
-export function maxRelDiff(a: ArrayLike<number>, b: ArrayLike<number>): number {
-  if (a.length !== b.length) return Number.POSITIVE_INFINITY;
-  let d = 0;
-  let m = 1;
-  for (let i = 0; i < b.length; i++) {
-    m = Math.max(m, Math.abs(b[i]));
-    const x = a[i];
-    const y = b[i];
-    if (Number.isNaN(x) !== Number.isNaN(y)) return Number.POSITIVE_INFINITY;
-    if (!Number.isNaN(x) && x !== y) d = Math.max(d, Math.abs(x - y));
+export interface Tolerance {
+  /** Relative tolerance (default 2e-6). */
+  rtol?: number;
+  /** Absolute tolerance (default 1e-6). */
+  atol?: number;
+  /**
+   * What rtol is relative to: each expected element ('element', default) or the largest finite
+   * expected magnitude ('max': for values that cancel to near zero, like gradients and FD).
+   */
+  scale?: 'element' | 'max';
+  /** Names the compared thing in the failure message. */
+  what?: string;
+}
+
+type Numeric = number | ArrayLike<number> | Tensor;
+
+function numbers(x: Numeric): ArrayLike<number> {
+  if (typeof x === 'number') return [x];
+  if ('dataSync' in x) return x.dataSync();
+  return x;
+}
+
+/**
+ * The one comparison of every numeric test: |got - want| <= atol + rtol * scale, elementwise.
+ * NaN matches only NaN and an infinity only itself, so a kernel that writes nothing (NaN-filled
+ * output) or a NaN where a number belongs always fails. Reports the worst element.
+ */
+export function expectClose(got: Numeric, want: Numeric, tol: Tolerance = {}): void {
+  const { rtol = 2e-6, atol = 1e-6, scale = 'element', what = 'value' } = tol;
+  const g = numbers(got);
+  const w = numbers(want);
+  if (g.length !== w.length) throw new Error(`${what}: length ${g.length}, want ${w.length}`);
+  let peak = 0;
+  if (scale === 'max')
+    for (let i = 0; i < w.length; i++) if (Number.isFinite(w[i])) peak = Math.max(peak, Math.abs(w[i]));
+  let worst = 0;
+  let worstAt = -1;
+  for (let i = 0; i < w.length; i++) {
+    const a = g[i];
+    const b = w[i];
+    if (Number.isNaN(a) || Number.isNaN(b) || !Number.isFinite(b)) {
+      const same = Number.isNaN(a) ? Number.isNaN(b) : a === b;
+      if (!same) throw new Error(`${what}[${i}]: got ${a}, want ${b}`);
+      continue;
+    }
+    const diff = Math.abs(a - b);
+    // a zero tolerance means exact: 0/0 must not read as a pass
+    const err = diff === 0 ? 0 : diff / (atol + rtol * (scale === 'max' ? peak : Math.abs(b)));
+    if (err > worst) {
+      worst = err;
+      worstAt = i;
+    }
   }
-  return d / m;
+  if (worst > 1)
+    throw new Error(
+      `${what}[${worstAt}]: got ${g[worstAt]}, want ${w[worstAt]} ` +
+        `(error ${worst.toPrecision(3)}x the tolerance rtol=${rtol} atol=${atol}, ${scale})`,
+    );
 }

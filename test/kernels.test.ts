@@ -18,23 +18,13 @@ import {
   resetFeatureCache,
 } from '../src/backends/wasm/loader';
 import { WasmAllocator, WasmOutOfMemoryError } from '../src/backends/wasm/memory';
+import { expectClose, rng } from './helpers';
 
 // Node 20 has relaxed SIMD behind a flag; turning it on lets the relaxed builds be tested too.
 v8.setFlagsFromString('--experimental-wasm-relaxed-simd');
 resetFeatureCache();
 
 // ---- helpers -------------------------------------------------------------------------
-
-function rng(seed: number): () => number {
-  let s = seed >>> 0;
-  return () => {
-    s = (s + 0x6d2b79f5) >>> 0;
-    let t = s;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 const size = (s: readonly number[]) => s.reduce((a, b) => a * b, 1);
 const f32 = Math.fround;
@@ -47,40 +37,6 @@ function randArray(r: () => number, n: number, lo = -3, hi = 3): Float32Array {
 
 function randShape(r: () => number, nd: number, maxDim = 6): number[] {
   return Array.from({ length: nd }, () => 1 + Math.floor(r() * maxDim));
-}
-
-/** |got - want| <= atol + rtol*|want|, with nan/inf matched exactly. */
-function expectClose(
-  got: ArrayLike<number>,
-  want: ArrayLike<number>,
-  rtol = 2e-6,
-  atol = 1e-6,
-  what = '',
-): void {
-  expect(got.length, `${what} length`).toBe(want.length);
-  let worst = 0;
-  let worstAt = -1;
-  for (let i = 0; i < want.length; i++) {
-    const g = got[i]!;
-    const w = want[i]!;
-    if (Number.isNaN(w)) {
-      if (!Number.isNaN(g)) throw new Error(`${what}[${i}]: got ${g}, want NaN`);
-      continue;
-    }
-    if (!Number.isFinite(w)) {
-      if (g !== w) throw new Error(`${what}[${i}]: got ${g}, want ${w}`);
-      continue;
-    }
-    const err = Math.abs(g - w) / (atol + rtol * Math.abs(w));
-    if (!(err <= worst)) {
-      worst = err;
-      worstAt = i;
-    }
-  }
-  if (worst > 1)
-    throw new Error(
-      `${what}[${worstAt}]: got ${got[worstAt]}, want ${want[worstAt]} (err ${worst.toFixed(2)}x tol)`,
-    );
 }
 
 /** Index helper: flat index -> multi index. */
@@ -224,8 +180,8 @@ describe.each(builds)('kernels ($name)', ({ relaxed }) => {
         const po = k.alloc(n * 4);
         k.unary(op, px, po, n);
         const want = Array.from(x, (v) => f32(ref(v)));
-        if (name === 'sin' || name === 'cos') expectClose(getF(po, n), want, 0, atol, name);
-        else expectClose(getF(po, n), want, rtol, atol, name);
+        if (name === 'sin' || name === 'cos') expectClose(getF(po, n), want, { rtol: 0, atol, what: name });
+        else expectClose(getF(po, n), want, { rtol, atol, what: name });
         k.free(px);
         k.free(po);
       }
@@ -249,7 +205,7 @@ describe.each(builds)('kernels ($name)', ({ relaxed }) => {
       k.unary(UnaryOp[name as keyof typeof UnaryOp], px, px, n);
       const want = Array.from(x, (v) => f32(unaryRef[name]!(v)));
       // exp below -87 lands in subnormals: absolute tolerance of one subnormal step
-      expectClose(getF(px, n), want, rtol, name === 'exp' ? 2e-45 : 1e-37, name);
+      expectClose(getF(px, n), want, { rtol, atol: name === 'exp' ? 2e-45 : 1e-37, what: name });
       k.free(px);
     }
     // log over many binades including subnormals
@@ -257,14 +213,14 @@ describe.each(builds)('kernels ($name)', ({ relaxed }) => {
     for (let e = -149; e < 128; e += 0.37) xs.push(f32(2 ** e));
     const px = put(xs);
     k.unary(UnaryOp.log, px, px, xs.length);
-    expectClose(getF(px, xs.length), xs.map(Math.log), 2e-6, 1e-6, 'log binades');
+    expectClose(getF(px, xs.length), xs.map(Math.log), { rtol: 2e-6, atol: 1e-6, what: 'log binades' });
     k.free(px);
     // sin/cos, absolute error
     const t = Array.from({ length: 2000 }, (_, i) => f32(-1000 + i * 1.0007));
     for (const name of ['sin', 'cos']) {
       const p = put(t);
       k.unary(UnaryOp[name as 'sin' | 'cos'], p, p, t.length);
-      expectClose(getF(p, t.length), t.map(unaryRef[name]!), 0, 4e-6, name);
+      expectClose(getF(p, t.length), t.map(unaryRef[name]!), { rtol: 0, atol: 4e-6, what: name });
       k.free(p);
     }
   });
@@ -273,7 +229,7 @@ describe.each(builds)('kernels ($name)', ({ relaxed }) => {
     const check = (name: keyof typeof UnaryOp, x: number[], want: number[]) => {
       const p = put(x);
       k.unary(UnaryOp[name], p, p, x.length);
-      expectClose(getF(p, x.length), want, 1e-6, 0, name);
+      expectClose(getF(p, x.length), want, { rtol: 1e-6, atol: 0, what: name });
       k.free(p);
     };
     check(
@@ -355,7 +311,11 @@ describe.each(builds)('kernels ($name)', ({ relaxed }) => {
         const want = Array.from({ length: n }, (_, i) => f32(ref(ra(i), rb(i))));
         const isCmp = name.startsWith('greater') || name.startsWith('less') || name.endsWith('qual');
         const got = isCmp ? getI(po, n) : getF(po, n);
-        expectClose(got, want, name === 'pow' ? 1e-5 : 1e-6, 1e-30, `${name} ${JSON.stringify([as, bs])}`);
+        expectClose(got, want, {
+          rtol: name === 'pow' ? 1e-5 : 1e-6,
+          atol: 1e-30,
+          what: `${name} ${JSON.stringify([as, bs])}`,
+        });
       }
       k.free(pa);
       k.free(pb);
@@ -373,9 +333,7 @@ describe.each(builds)('kernels ($name)', ({ relaxed }) => {
     expectClose(
       getF(po, a.length),
       a.map((x, i) => f32(binaryRef.pow!(x, b[i]!))),
-      2e-6,
-      1e-30,
-      'pow',
+      { rtol: 2e-6, atol: 1e-30, what: 'pow' },
     );
     const pe = put([1, 2, 3]);
     const pf = put([1, 3, 3]);
@@ -508,13 +466,11 @@ describe.each(builds)('kernels ($name)', ({ relaxed }) => {
       for (const [name, f, tol] of refs) {
         if (name === 'prod' && len > 20) continue;
         k.reduce(ReduceOp[name], px, po, outer, len, inner);
-        expectClose(
-          getF(po, n),
-          refReduce(f).map(f32),
-          tol,
-          1e-5 * Math.sqrt(len + 1),
-          `${name} ${[outer, len, inner]}`,
-        );
+        expectClose(getF(po, n), refReduce(f).map(f32), {
+          rtol: tol,
+          atol: 1e-5 * Math.sqrt(len + 1),
+          what: `${name} ${[outer, len, inner]}`,
+        });
       }
       if (len > 0) {
         k.reduce(ReduceOp.argmax, px, po, outer, len, inner);
@@ -538,9 +494,9 @@ describe.each(builds)('kernels ($name)', ({ relaxed }) => {
     expect(getI(o, 1)[0]).toBe(0);
     const big = put([1000, 1000, -1000, 1e4, -Infinity, -Infinity, Infinity, 1]);
     k.reduce(ReduceOp.logsumexp, big, o, 1, 4, 1);
-    expect(getF(o, 1)[0]).toBeCloseTo(1e4, 3);
+    expectClose(getF(o, 1)[0], 1e4, { rtol: 0, atol: 5e-4 });
     k.reduce(ReduceOp.logsumexp, big, o, 1, 2, 1);
-    expect(getF(o, 1)[0]).toBeCloseTo(1000 + Math.LN2, 3);
+    expectClose(getF(o, 1)[0], 1000 + Math.LN2, { rtol: 0, atol: 5e-4 });
     k.reduce(ReduceOp.logsumexp, big + 16, o, 1, 2, 1);
     expect(getF(o, 1)[0]).toBe(-Infinity);
     k.reduce(ReduceOp.logsumexp, big + 24, o, 1, 2, 1);
@@ -554,9 +510,10 @@ describe.each(builds)('kernels ($name)', ({ relaxed }) => {
     expect(getI(o, 1)[0]).toBe(-4);
     const x = randArray(rng(7), 5000);
     const px = put(x);
-    expect(k.sumSquares(px, 5000)).toBeCloseTo(
+    expectClose(
+      k.sumSquares(px, 5000),
       x.reduce((a, b) => a + b * b, 0),
-      1,
+      { rtol: 0, atol: 5e-2 },
     );
     expect(k.sumSquares(px, 0)).toBe(0);
   });
@@ -596,9 +553,13 @@ describe.each(builds)('kernels ($name)', ({ relaxed }) => {
             wantDx.push(...sm.map((y, j) => y * (dy[j]! - dot)));
           }
         }
-        expectClose(Y, wantY, 1e-5, 1e-6, `softmax log=${log}`);
+        expectClose(Y, wantY, { rtol: 1e-5, atol: 1e-6, what: `softmax log=${log}` });
         k.softmaxBackward(py, pdy, pdx, rows!, cols!, log);
-        expectClose(getF(pdx, X.length), wantDx, 1e-4, 1e-5, `softmaxBackward log=${log}`);
+        expectClose(getF(pdx, X.length), wantDx, {
+          rtol: 1e-4,
+          atol: 1e-5,
+          what: `softmaxBackward log=${log}`,
+        });
       }
     }
   });
@@ -630,8 +591,8 @@ describe.each(builds)('kernels ($name)', ({ relaxed }) => {
         loss.push(lse - row[L[i]!]!);
         probs.push(...row.map((v) => Math.exp(v - lse)));
       }
-      expectClose(getF(ploss, rows!), loss, 1e-5, 1e-5, 'xent loss');
-      expectClose(getF(pprob, X.length), probs, 1e-5, 1e-7, 'xent probs');
+      expectClose(getF(ploss, rows!), loss, { rtol: 1e-5, atol: 1e-5, what: 'xent loss' });
+      expectClose(getF(pprob, X.length), probs, { rtol: 1e-5, atol: 1e-7, what: 'xent probs' });
       const scale = 1 / rows!;
       for (const [g, gStride] of [
         [pg, 1],
@@ -644,7 +605,11 @@ describe.each(builds)('kernels ($name)', ({ relaxed }) => {
           const gi = g === 0 ? 1 : G[gStride ? i : 0]!;
           return (p - (j % cols! === L[i] ? 1 : 0)) * gi * scale;
         });
-        expectClose(getF(pd, X.length), want, 1e-5, 1e-7, `xent grad gStride=${gStride}`);
+        expectClose(getF(pd, X.length), want, {
+          rtol: 1e-5,
+          atol: 1e-7,
+          what: `xent grad gStride=${gStride}`,
+        });
       }
     }
     // invalid label -> NaN loss, no one-hot term
@@ -686,7 +651,7 @@ describe.each(builds)('kernels ($name)', ({ relaxed }) => {
       const S = getF(ps, X.length);
       const lhs = want.reduce((a, v, i) => a + v * Y[i]!, 0);
       const rhs = Array.from(X).reduce((a, v, i) => a + v * S[i]!, 0);
-      expect(lhs).toBeCloseTo(rhs, 3);
+      expectClose(lhs, rhs, { rtol: 0, atol: 5e-4 });
     }
     const pi = put(new Int32Array([2, 0, -1, 3]));
     const po = k.alloc(4 * 3 * 4);
@@ -742,15 +707,13 @@ describe.each(builds)('kernels ($name)', ({ relaxed }) => {
           k.matmul({ a: pa, b: pb, c: pc, M, N, K, transA: tA, transB: tB });
           const want = refMatmul(A, B, M, N, K, tA, tB);
           const tol = 1e-6 * Math.sqrt(K + 1) * 4;
-          expectClose(getF(pc, M * N), want, 1e-5, tol, `matmul ${[M, N, K, tA, tB]}`);
+          expectClose(getF(pc, M * N), want, { rtol: 1e-5, atol: tol, what: `matmul ${[M, N, K, tA, tB]}` });
           // accumulate: C += A·B
           k.matmul({ a: pa, b: pb, c: pc, M, N, K, transA: tA, transB: tB, accumulate: true });
           expectClose(
             getF(pc, M * N),
             want.map((v) => 2 * v),
-            1e-5,
-            2 * tol,
-            'matmul accumulate',
+            { rtol: 1e-5, atol: 2 * tol, what: 'matmul accumulate' },
           );
           // row range [m0, m1) leaves other rows alone
           if (M >= 3) {
@@ -763,7 +726,7 @@ describe.each(builds)('kernels ($name)', ({ relaxed }) => {
               const row = Math.floor(i / N);
               return row >= m0 && row < m1 ? v : -7;
             });
-            expectClose(got, w2, 1e-5, tol, 'matmul rows');
+            expectClose(got, w2, { rtol: 1e-5, atol: tol, what: 'matmul rows' });
           }
           k.free(pa);
           k.free(pb);
@@ -820,7 +783,11 @@ describe.each(builds)('kernels ($name)', ({ relaxed }) => {
           false,
           tB,
         );
-        expectClose(got.subarray(bi * M * N, (bi + 1) * M * N), want, 1e-5, 1e-5, `batch ${bi}`);
+        expectClose(got.subarray(bi * M * N, (bi + 1) * M * N), want, {
+          rtol: 1e-5,
+          atol: 1e-5,
+          what: `batch ${bi}`,
+        });
       }
     }
   });
@@ -868,8 +835,8 @@ describe.each(builds)('kernels ($name)', ({ relaxed }) => {
       const w2 = Array.from({ length: n }, (_, i) =>
         rx(i) > rc(i) ? Math.exp(-f32(rx(i) * rx(i))) : 2 - rc(i),
       );
-      expectClose(getF(po1, n), w1, 3e-6, 1e-7, `fused y1 ${shape}`);
-      expectClose(getF(po2, n), w2, 2e-6, 1e-7, `fused y2 ${shape}`);
+      expectClose(getF(po1, n), w1, { rtol: 3e-6, atol: 1e-7, what: `fused y1 ${shape}` });
+      expectClose(getF(po2, n), w2, { rtol: 2e-6, atol: 1e-7, what: `fused y2 ${shape}` });
       const g1 = getF(po1, n);
       expect(Array.from(getI(po3, n))).toEqual(Array.from(g1, (v) => +(v < 0)));
       for (const p of [px, pb, pcv, ps, po1, po2, po3]) k.free(p);
@@ -897,7 +864,7 @@ describe.each(builds)('kernels ($name)', ({ relaxed }) => {
       for (let i = 0; i < 30; i++) w = f32(-w + (i % 2 ? 0.5 : -0.25));
       return w - kk;
     });
-    expectClose(getF(po, n), want, 1e-5, 1e-5, 'fused chain');
+    expectClose(getF(po, n), want, { rtol: 1e-5, atol: 1e-5, what: 'fused chain' });
     // transposed input via explicit strides
     const T = Float32Array.from({ length: 12 }, (_, i) => i);
     const pt = put(T);
@@ -934,7 +901,7 @@ describe('shared-memory build', () => {
     expect(k.relaxed).toBe(true);
     const x = k.upload(new Float32Array([0, 1]));
     k.unary(UnaryOp.exp, x, x, 2);
-    expect(k.f32(x, 2)[1]).toBeCloseTo(Math.E, 5);
+    expectClose(k.f32(x, 2)[1], Math.E, { rtol: 0, atol: 5e-6 });
   });
 });
 

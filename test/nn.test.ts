@@ -1,6 +1,7 @@
 /** nn: layer shapes and initialization, MLP structure, losses against hand computation. */
 import { describe, expect, it } from 'vitest';
 import { DTypeError, grad, nn, ShapeError, type Tensor, tensor, ValueError } from '../src/index';
+import { expectClose } from './helpers';
 
 const vals = (t: Tensor) => Array.from(t.dataSync());
 
@@ -99,7 +100,7 @@ describe('losses', () => {
   it('softmaxCrossEntropy matches a hand computation (mean over the batch)', () => {
     const l = nn.softmaxCrossEntropy(logits, labels);
     expect(l.shape).toEqual([]);
-    expect(vals(l)[0]).toBeCloseTo(expected, 6);
+    expectClose(vals(l)[0], expected, { rtol: 0, atol: 5e-7 });
   });
 
   it('is finite and exact for huge logits', () => {
@@ -110,7 +111,7 @@ describe('losses', () => {
     const l = vals(nn.softmaxCrossEntropy(big, tensor([0, 0], { dtype: 'int32' })))[0];
     expect(Number.isFinite(l)).toBe(true);
     // row 0: log(1 + e^-1e4 + e^-2e4) ≈ 0; row 1: log(1 + e) (logits relative to 1e4 + 1: -1, 0)
-    expect(l).toBeCloseTo(Math.log(1 + Math.E) / 2, 4);
+    expectClose(l, Math.log(1 + Math.E) / 2, { rtol: 0, atol: 5e-5 });
     const g = grad((x: Tensor) => nn.softmaxCrossEntropy(x, tensor([2, 1], { dtype: 'int32' })))(big);
     expect(vals(g).every(Number.isFinite)).toBe(true);
   });
@@ -127,7 +128,7 @@ describe('losses', () => {
       ...sm([0.5, -1, 0]).map((p, j) => (p - (j === 0 ? 1 : 0)) / 2),
     ];
     g.forEach((v, i) => {
-      expect(v).toBeCloseTo(want[i], 6);
+      expectClose(v, want[i], { rtol: 0, atol: 5e-7 });
     });
   });
 
@@ -136,12 +137,12 @@ describe('losses', () => {
       [0, 0, 1],
       [1, 0, 0],
     ]);
-    expect(vals(nn.softmaxCrossEntropy(logits, soft))[0]).toBeCloseTo(expected, 6);
+    expectClose(vals(nn.softmaxCrossEntropy(logits, soft))[0], expected, { rtol: 0, atol: 5e-7 });
   });
 
   it('a single example (1-D logits) gives its own loss', () => {
     const l = nn.softmaxCrossEntropy(tensor([1, 2, 3]), tensor(2, { dtype: 'int32' }));
-    expect(vals(l)[0]).toBeCloseTo(byHand([1, 2, 3], 2), 6);
+    expectClose(vals(l)[0], byHand([1, 2, 3], 2), { rtol: 0, atol: 5e-7 });
   });
 
   it('rejects labels of the wrong shape or dtype', () => {
@@ -161,12 +162,15 @@ describe('losses', () => {
         [5, 4],
       ]),
     );
-    expect(vals(l)[0]).toBeCloseTo((1 + 0 + 4 + 0) / 4, 6);
+    expectClose(vals(l)[0], (1 + 0 + 4 + 0) / 4, { rtol: 0, atol: 5e-7 });
     expect(() => nn.mse(tensor([1, 2]), tensor([1, 2, 3]))).toThrow(ShapeError);
   });
 
   it('accuracy counts argmax hits', () => {
-    expect(vals(nn.accuracy(logits, tensor([2, 1], { dtype: 'int32' })))[0]).toBeCloseTo(0.5, 6);
+    expectClose(vals(nn.accuracy(logits, tensor([2, 1], { dtype: 'int32' })))[0], 0.5, {
+      rtol: 0,
+      atol: 5e-7,
+    });
     expect(vals(nn.accuracy(logits, labels))[0]).toBe(1);
     expect(() => nn.accuracy(logits, tensor([2, 0]))).toThrow(DTypeError);
   });

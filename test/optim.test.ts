@@ -13,18 +13,11 @@ import {
   valueAndGrad,
 } from '../src/index';
 import { tracing } from '../src/transforms/transforms';
+import { expectClose } from './helpers';
 
 type P = { w: Tensor; b: Tensor };
 
 const vals = (t: Tensor) => Array.from(t.dataSync());
-
-function expectClose(actual: Tensor, expected: number[], rel = 2e-6): void {
-  const a = vals(actual);
-  expect(a.length).toBe(expected.length);
-  a.forEach((v, i) => {
-    expect(Math.abs(v - expected[i])).toBeLessThanOrEqual(rel * Math.max(1, Math.abs(expected[i])));
-  });
-}
 
 /** Three steps of fixed gradients: g1, g2, g3 for w (2 elements) and b (1 element). */
 const G = [
@@ -208,20 +201,20 @@ describe('learning-rate schedules', () => {
       [p, s] = opt.update({ w: tensor([1]) }, s, p);
       seen.push(vals(p.w)[0]);
     }
-    expect(seen[0]).toBeCloseTo(-0.1, 6);
-    expect(seen[1]).toBeCloseTo(-0.3, 6);
-    expect(seen[2]).toBeCloseTo(-0.6, 6);
+    expectClose(seen[0], -0.1, { rtol: 0, atol: 5e-7 });
+    expectClose(seen[1], -0.3, { rtol: 0, atol: 5e-7 });
+    expectClose(seen[2], -0.6, { rtol: 0, atol: 5e-7 });
   });
 
   it('cosineDecay follows lr * (1 + cos(pi t / n)) / 2, then stays at alpha * lr', () => {
     const f = optim.cosineDecay(0.5, 4, { alpha: 0.1 });
     const at = (t: number) => vals(f(tensor(t)) as Tensor)[0];
     const expected = (t: number) => 0.5 * (0.9 * 0.5 * (1 + Math.cos((Math.PI * Math.min(t, 4)) / 4)) + 0.1);
-    for (const t of [0, 1, 2, 4, 7]) expect(at(t)).toBeCloseTo(expected(t), 6);
+    for (const t of [0, 1, 2, 4, 7]) expectClose(at(t), expected(t), { rtol: 0, atol: 5e-7 });
     const shifted = optim.cosineDecay(1, 10, { offset: 100 });
-    expect(vals(shifted(tensor(100)) as Tensor)[0]).toBeCloseTo(1, 6);
-    expect(vals(shifted(tensor(50)) as Tensor)[0]).toBeCloseTo(1, 6);
-    expect(vals(shifted(tensor(105)) as Tensor)[0]).toBeCloseTo(0.5, 6);
+    expectClose(vals(shifted(tensor(100)) as Tensor)[0], 1, { rtol: 0, atol: 5e-7 });
+    expectClose(vals(shifted(tensor(50)) as Tensor)[0], 1, { rtol: 0, atol: 5e-7 });
+    expectClose(vals(shifted(tensor(105)) as Tensor)[0], 0.5, { rtol: 0, atol: 5e-7 });
   });
 });
 
@@ -332,9 +325,9 @@ describe('a jitted training step', () => {
     expect(losses[4]).toBeLessThan(losses[0]);
     expect(vals(sj.step)).toEqual([5]);
     vals(pj.w).forEach((v, i) => {
-      expect(v).toBeCloseTo(vals(pe.w)[i], 5);
+      expectClose(v, vals(pe.w)[i], { rtol: 0, atol: 5e-6 });
     });
-    expect(vals(pj.b)[0]).toBeCloseTo(vals(pe.b)[0], 5);
+    expectClose(vals(pj.b)[0], vals(pe.b)[0], { rtol: 0, atol: 5e-6 });
   });
 
   it('donates the replaced params and state (unless donate: false)', () => {
