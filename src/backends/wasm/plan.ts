@@ -76,6 +76,17 @@ export function canFuse(n: GNode): boolean {
 const ALIGN = 16;
 
 export function buildPlan(g: Graph, k: Kernels, opts: PlanOptions = {}): Plan {
+  // Memory the plan owns is freed if building fails part way (e.g. the arena does not fit).
+  const owned: number[] = [];
+  try {
+    return assemblePlan(g, k, opts, owned);
+  } catch (e) {
+    for (const p of owned) k.free(p);
+    throw e;
+  }
+}
+
+function assemblePlan(g: Graph, k: Kernels, opts: PlanOptions, owned: number[]): Plan {
   const threads = Math.max(1, Math.floor(opts.threads ?? 1));
   const parallel = threads > 1;
   const groups = findFusionGroups(g, { canFuse, maxSlots: FUSED_MAX_SLOTS - 8 });
@@ -186,7 +197,6 @@ export function buildPlan(g: Graph, k: Kernels, opts: PlanOptions = {}): Plan {
   const scratchSlot = table.length;
   table.push(0);
   let fallbacks = 0;
-  const owned: number[] = [];
 
   const ctxFor = (stepIndex: number): StepContext => ({
     k,
