@@ -120,7 +120,7 @@ describe('eager steps (no jit)', () => {
     const samples: string[] = [];
     for (let i = 0; i < 300; i++) {
       const { loss: l, grads, next } = await eagerStep(params, x, y);
-      for (const t of [l, ...Object.values(grads), ...Object.values(params)]) t.dispose();
+      for (const t of [l, ...Object.values(grads as Params), ...Object.values(params)]) t.dispose();
       params = next;
       if (i >= 10) samples.push(JSON.stringify(live()));
     }
