@@ -8,12 +8,21 @@ export type HostArray = Float32Array | Int32Array | Float64Array;
 export type NestedArray = number | NestedArray[];
 export type Attrs = Readonly<Record<string, unknown>>;
 
-/** A realized buffer, owned by one backend (host arrays for the interpreter, an arena slot for wasm...). */
+/** Where a realized value lives. */
+export type Device = 'host' | 'wasm' | 'webgpu';
+
+/**
+ * A realized buffer on one device (a JS array on the host, a block of wasm memory, a GPU buffer).
+ * Reads are async at heart (a GPU read is a mapAsync); `view` is the synchronous path where the
+ * device has one.
+ */
 export interface Storage {
-  readonly backend: string;
-  /** Elements as a host array (may be a view; callers copy before handing it to users). */
-  toHost(): HostArray;
-  /** Gives the memory back to the backend. Idempotent. */
+  readonly device: Device;
+  /** The elements, as a view valid until the device's memory next changes, or null where no synchronous read exists. */
+  view(): HostArray | null;
+  /** A fresh host copy of the elements, the caller's to keep. */
+  read(): Promise<HostArray>;
+  /** Gives the memory back to its device. Idempotent. */
   release(): void;
 }
 
@@ -69,6 +78,11 @@ export class Tensor {
     return this.shape.length;
   }
 
+  /** Where the value lives now; null while the tensor is lazy (not computed yet). */
+  get device(): Device | null {
+    return this.storage?.device ?? null;
+  }
+
   /** True once a buffer holds this tensor's value. */
   get isRealized(): boolean {
     return this.storage !== null;
@@ -104,7 +118,8 @@ export class Tensor {
       if (!runtimeHooks.realize) throw new ConcretizationError('data: the runtime is not loaded');
       await runtimeHooks.realize([this]);
     }
-    return copyOut(this);
+    this.checkAlive('data');
+    return (await this.storage!.read()) as Float32Array | Int32Array;
   }
 
   dataSync(): Float32Array | Int32Array {
@@ -113,7 +128,7 @@ export class Tensor {
       if (!runtimeHooks.realizeSync) throw new ConcretizationError('dataSync: the runtime is not loaded');
       runtimeHooks.realizeSync([this]);
     }
-    return copyOut(this);
+    return readNow(this);
   }
 
   async item(): Promise<number> {
@@ -156,20 +171,15 @@ function fmtT(t: Tensor): string {
   return `${t.dtype}[${t.shape.join(', ')}]`;
 }
 
-/**
- * A copy of a tensor's value for the program. Reading a backend buffer (wasm memory) also moves
- * the value into a JS array the tensor keeps: from then on the JS garbage collector owns it,
- * while backend memory holds only values still in computational use (a later op uploads it
- * again). This is what keeps `await f(x).data()` loops flat without dispose().
- */
-function copyOut(t: Tensor): Float32Array | Int32Array {
-  const s = t.storage!;
-  const h = s.toHost();
-  if (s.backend === 'host') return h.slice() as Float32Array | Int32Array;
+/** A fresh copy of a realized tensor's value, read synchronously: one copy out of the device. */
+function readNow(t: Tensor): Float32Array | Int32Array {
+  const v = t.storage!.view();
+  if (v === null)
+    throw new ConcretizationError(
+      `dataSync: tensor #${t.id} ${fmtT(t)} lives on ${t.storage!.device}, which has no synchronous read; use 'await tensor.data()'`,
+    );
   // Float64Array only occurs in the float64 reference mode, where tests want full precision.
-  const moved = h.slice() as Float32Array | Int32Array;
-  t.setStorage(new HostStorage(moved));
-  return moved.slice();
+  return v.slice() as Float32Array | Int32Array;
 }
 
 export function toNested(data: ArrayLike<number>, shape: readonly number[]): NestedArray {

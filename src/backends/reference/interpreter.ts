@@ -32,11 +32,11 @@ export class ReferenceBackend implements Backend {
       let data: Float64Array;
       if (n.op === 'const') {
         n.source!.checkAlive('run');
-        data = toF64(n.source!.storage!.toHost());
+        data = toF64(n.source!.storage!.view()!);
       } else if (n.op === 'input') {
         const s = inputs[n.attrs.index as number];
         if (!s) throw new ConcretizationError(`input ${String(n.attrs.index)} has no value bound`);
-        data = toF64(s.toHost());
+        data = toF64(s.view()!);
       } else {
         const args = n.inputs.map((i) => values.get(i)!);
         data = getOp(n.op).reference(args, n.attrs, n);

@@ -141,7 +141,7 @@ export class WasmBackend implements Backend {
   }
 
   private upload(s: Storage, size: number, dtype: Tensor['dtype']): WasmStorage {
-    const host = s.toHost();
+    const host = s.view()!;
     const ptr = oom('uploading a constant', () => this.kernels.alloc(bytesFor(size)));
     if (dtype === 'int32') this.kernels.i32(ptr, size).set(host);
     else this.kernels.f32(ptr, size).set(host);
@@ -232,7 +232,7 @@ export class WasmBackend implements Backend {
       this.execute(plan, p, sequential, outs);
       return outs.map((o) => {
         if (o.size > HOST_MAX_ELEMENTS) return o;
-        const host = new HostStorage(o.toHost().slice());
+        const host = new HostStorage(o.view()!.slice());
         o.release();
         return host;
       });

@@ -3,7 +3,7 @@ import type { Kernels } from './kernels';
 
 /** A tensor's buffer in wasm linear memory. The pointer is stable across memory.grow. */
 export class WasmStorage implements Storage {
-  readonly backend = 'wasm';
+  readonly device = 'wasm';
   constructor(
     readonly kernels: Kernels,
     private ptr: number,
@@ -16,10 +16,14 @@ export class WasmStorage implements Storage {
   }
 
   /** A view of the live memory: copy it before memory can grow. */
-  toHost(): HostArray {
+  view(): HostArray {
     return this.dtype === 'int32'
       ? this.kernels.i32(this.ptr, this.size)
       : this.kernels.f32(this.ptr, this.size);
+  }
+
+  read(): Promise<HostArray> {
+    return Promise.resolve(this.view().slice());
   }
 
   release(): void {
