@@ -1,6 +1,5 @@
 import { ConcretizationError, DisposedError } from './errors';
 import { type Shape, sizeOf } from './shape';
-import { HostStorage } from './storage';
 
 export type DType = 'float32' | 'int32';
 /** Host-side element arrays. Float64Array appears only in the float64 reference mode used by tests. */

@@ -22,6 +22,7 @@ function store(data: Float64Array, dtype: DType): HostArray {
  */
 export class ReferenceBackend implements Backend {
   readonly name = 'reference';
+  readonly device = 'host';
 
   run(graph: Graph, inputs: readonly Storage[]): Storage[] {
     const values = new Map<GNode, RefValue>();

@@ -10,7 +10,7 @@ import { keyOf } from '../../key';
 import { WorkerError, WorkerFault, type WorkerPool } from '../../scheduler/pool';
 import { sizeOf } from '../../shape';
 import { HostStorage } from '../../storage';
-import type { Storage, Tensor } from '../../tensor';
+import type { DType, HostArray, Storage, Tensor } from '../../tensor';
 import type { Backend } from '../backend';
 import type { Kernels } from './kernels';
 import { WasmOutOfMemoryError } from './memory';
@@ -67,6 +67,7 @@ export interface WasmBackendOptions {
 
 export class WasmBackend implements Backend {
   readonly name = 'wasm';
+  readonly device = 'wasm';
   private readonly plans = new Map<string, Plan>();
   private readonly byGraph = new WeakMap<Graph, { key: string; plan: Plan }>();
   private readonly keys = new WeakMap<Plan, string>();
@@ -128,24 +129,31 @@ export class WasmBackend implements Backend {
   adopt(t: Tensor): void {
     const s = t.storage;
     if (!s || (s instanceof WasmStorage && s.kernels === this.kernels)) return;
-    if (this.keepResident(t)) t.setStorage(this.upload(s, t.size, t.dtype));
+    if (this.keepResident(t)) t.setStorage(this.uploadFrom(s, t.dtype));
   }
 
   private resident(t: Tensor, temporaries: WasmStorage[]): number {
     const s = t.storage!;
     if (s instanceof WasmStorage && s.kernels === this.kernels) return s.address;
-    const ws = this.upload(s, t.size, t.dtype);
+    const ws = this.uploadFrom(s, t.dtype);
     if (this.keepResident(t)) t.setStorage(ws);
     else temporaries.push(ws);
     return ws.address;
   }
 
-  private upload(s: Storage, size: number, dtype: Tensor['dtype']): WasmStorage {
-    const host = s.view()!;
+  upload(data: HostArray, dtype: DType): WasmStorage {
+    const size = data.length;
     const ptr = oom('uploading a constant', () => this.kernels.alloc(bytesFor(size)));
-    if (dtype === 'int32') this.kernels.i32(ptr, size).set(host);
-    else this.kernels.f32(ptr, size).set(host);
+    if (dtype === 'int32') this.kernels.i32(ptr, size).set(data);
+    else this.kernels.f32(ptr, size).set(data);
     return new WasmStorage(this.kernels, ptr, size, dtype);
+  }
+
+  /** A host-readable storage of another device copied in (the caller releases it). */
+  private uploadFrom(s: Storage, dtype: DType): WasmStorage {
+    const v = s.view();
+    if (v === null) throw new AdjointError(`wasm: cannot read a value on ${s.device} synchronously`);
+    return this.upload(v, dtype);
   }
 
   run(g: Graph, inputs: readonly Storage[]): Storage[] {
@@ -218,7 +226,9 @@ export class WasmBackend implements Backend {
         else {
           // Dead-code removal may have dropped unused inputs: look the node up by its index.
           const node = g.inputs.find((n) => n.attrs.index === i)!;
-          const up = this.upload(s ?? new HostStorage(new Float32Array(0)), sizeOf(node.shape), node.dtype);
+          const up = s
+            ? this.uploadFrom(s, node.dtype)
+            : this.upload(new Float32Array(sizeOf(node.shape)), node.dtype);
           temporaries.push(up);
           p[slot] = up.address;
         }
