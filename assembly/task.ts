@@ -1,5 +1,5 @@
 // Task records: one kernel call in a serializable form, so any thread's instance can run any
-// contiguous range of its work units. Worker pools (src/scheduler/) write a record once per
+// contiguous range of its work units. Worker pools (src/backends/wasm/scheduler/) write a record once per
 // plan step into shared memory, patch its pointers before each run, and hand out unit ranges;
 // the main thread and the workers all execute them through runTask.
 //

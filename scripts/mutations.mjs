@@ -193,7 +193,7 @@ const MUTATIONS = [
   },
   {
     name: 'partition-merges-dependent-levels',
-    file: 'src/scheduler/partition.ts',
+    file: 'src/backends/wasm/scheduler/partition.ts',
     find: 'byLevel[levelOf[i]].push(s);',
     replace: 'byLevel[levelOf[i] >> 1].push(s);',
     tests: ['test/workers.test.ts'],
@@ -203,19 +203,19 @@ const MUTATIONS = [
     name: 'pool-stall-detection-only-for-matmul-jobs',
     edits: [
       {
-        file: 'src/scheduler/pool.ts',
+        file: 'src/backends/wasm/scheduler/pool.ts',
         find: 'const fault = this.finish(tag, total, failed);',
         replace:
           'const fault = this.finish(tag, total, failed, job.tasks.some((t) => t.step.par?.kind === 1));',
       },
       {
-        file: 'src/scheduler/pool.ts',
+        file: 'src/backends/wasm/scheduler/pool.ts',
         find: 'private finish(tag: number, total: number, abort: boolean): WorkerFault | null {',
         replace:
           'private finish(tag: number, total: number, abort: boolean, ticking = true): WorkerFault | null {',
       },
       {
-        file: 'src/scheduler/pool.ts',
+        file: 'src/backends/wasm/scheduler/pool.ts',
         find: '} else if (now - lastChange > this.stallMs) {',
         replace: '} else if (ticking && now - lastChange > this.stallMs) {',
       },

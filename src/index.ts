@@ -8,6 +8,7 @@ import './runtime/realize';
 import './runtime/init';
 
 export { OutOfMemoryError } from './backends/wasm/backend';
+export { WorkerError } from './backends/wasm/scheduler/pool';
 export { arange, eye, full, ones, tensor, zeros } from './creation';
 export {
   AdjointError,
@@ -78,7 +79,6 @@ export * as optim from './optim/index';
 export * as random from './random';
 export { type InitOptions, init, memoryStats, shutdown } from './runtime/init';
 export { donate, type Jitted, jit, trace } from './runtime/jit';
-export { WorkerError } from './scheduler/pool';
 export { type DType, type NestedArray, Tensor } from './tensor';
 export { forwardSweep, recordTape, reverseSweep, type Tape } from './transforms/autodiff';
 export { flatten as treeFlatten, type Pytree, unflatten as treeUnflatten } from './transforms/pytree';

@@ -13,6 +13,10 @@ import { afterAll, beforeAll, beforeEach, describe, expect, it, onTestFinished, 
 import WebWorker from 'web-worker';
 import { WasmBackend } from '../src/backends/wasm/backend';
 import { buildPlan } from '../src/backends/wasm/plan';
+import * as C from '../src/backends/wasm/scheduler/control';
+import { loadSharedKernels } from '../src/backends/wasm/scheduler/module';
+import { splitPolicy } from '../src/backends/wasm/scheduler/partition';
+import { WorkerError, WorkerPool } from '../src/backends/wasm/scheduler/pool';
 import {
   full,
   init,
@@ -27,10 +31,6 @@ import {
   valueAndGrad,
 } from '../src/index';
 import { activeBackend, setBackend } from '../src/runtime/realize';
-import * as C from '../src/scheduler/control';
-import { loadSharedKernels } from '../src/scheduler/module';
-import { splitPolicy } from '../src/scheduler/partition';
-import { WorkerError, WorkerPool } from '../src/scheduler/pool';
 import * as P from '../workers/protocol.js';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');

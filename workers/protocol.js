@@ -1,6 +1,6 @@
 /**
  * The control block shared by the main thread and the kernel workers: i32 words in the shared
- * wasm memory, at an address the main thread allocates. src/scheduler/control.ts declares the
+ * wasm memory, at an address the main thread allocates. src/backends/wasm/scheduler/control.ts declares the
  * same layout for the TypeScript side (test/workers.test.ts checks that they agree).
  *
  * A job is a list of tasks (kernel records, see assembly/task.ts), each cut into chunks of

@@ -1,15 +1,15 @@
 import { ReferenceBackend } from '../backends/reference/interpreter';
 import { WasmBackend } from '../backends/wasm/backend';
 import { loadKernels, loadKernelsSync, resetFeatureCache } from '../backends/wasm/loader';
-import { ValueError } from '../errors';
 import {
   loadSharedKernels,
   loadSharedKernelsSync,
   type SharedKernels,
   sharedMemorySupported,
-} from '../scheduler/module';
-import { WorkerPool } from '../scheduler/pool';
-import { enableRelaxedSimd, envVar, isNode, nodeParallelism } from './node';
+} from '../backends/wasm/scheduler/module';
+import { WorkerPool } from '../backends/wasm/scheduler/pool';
+import { ValueError } from '../errors';
+import { enableRelaxedSimd, envVar, isNode, nodeParallelism } from '../platform/node';
 import { activeBackend, setAutoInit, setBackend } from './realize';
 
 export interface InitOptions {

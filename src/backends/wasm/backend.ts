@@ -7,7 +7,6 @@
 import { AdjointError } from '../../errors';
 import type { GNode, Graph } from '../../graph/graph';
 import { keyOf } from '../../key';
-import { WorkerError, WorkerFault, type WorkerPool } from '../../scheduler/pool';
 import { sizeOf } from '../../shape';
 import { HostStorage } from '../../storage';
 import type { DType, HostArray, Storage, Tensor } from '../../tensor';
@@ -16,6 +15,7 @@ import type { Kernels } from './kernels';
 import { WasmOutOfMemoryError } from './memory';
 import type { PtrTable } from './ops';
 import { buildPlan, type Plan } from './plan';
+import { WorkerError, WorkerFault, type WorkerPool } from './scheduler/pool';
 import { bytesFor, WasmStorage } from './storage';
 
 /** Wasm memory ran out; the tensors that existed before are intact. */

@@ -8,7 +8,7 @@
  * No code is generated at run time.
  */
 
-import { readFileBytes, readFileBytesSync } from '../../runtime/node';
+import { readFileBytes, readFileBytesSync } from '../../platform/node';
 import { wasmUrl } from '../../wasm-url';
 import { type KernelExports, Kernels } from './kernels';
 import { WasmAllocator } from './memory';

@@ -7,7 +7,6 @@
 import { ValueError } from '../../errors';
 import type { GNode } from '../../graph/graph';
 import { getOp } from '../../ops/registry';
-import { TaskKind } from '../../scheduler/control';
 import { broadcastStrides, sizeOf, stridesOf } from '../../shape';
 import {
   BinaryOp,
@@ -23,6 +22,7 @@ import {
   UnaryOp,
   type UnaryOpCode,
 } from './kernels';
+import { TaskKind } from './scheduler/control';
 
 export type PtrTable = number[];
 

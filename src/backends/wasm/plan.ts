@@ -12,8 +12,6 @@
  */
 import { type FusionGroup, findFusionGroups } from '../../compiler/passes/fuse';
 import type { GNode, Graph } from '../../graph/graph';
-import { TASK_DESC_BYTES, TaskKind } from '../../scheduler/control';
-import { type PlanLevel, partitionLevels } from '../../scheduler/partition';
 import { sizeOf } from '../../shape';
 import {
   BinaryOp,
@@ -32,6 +30,8 @@ import {
   unaryCode,
   wasmKernels,
 } from './ops';
+import { TASK_DESC_BYTES, TaskKind } from './scheduler/control';
+import { type PlanLevel, partitionLevels } from './scheduler/partition';
 import { bytesFor } from './storage';
 
 export interface Plan {

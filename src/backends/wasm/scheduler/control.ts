@@ -3,7 +3,7 @@
  * workers/protocol.js (the worker is plain JavaScript), imported here. See that file for what
  * each word means.
  */
-export { COMMAND, CTL, KILL_EXIT, KILL_THROW, MAX_CHUNKS, STATE } from '../../workers/protocol.js';
+export { COMMAND, CTL, KILL_EXIT, KILL_THROW, MAX_CHUNKS, STATE } from '../../../../workers/protocol.js';
 
 /** Task kinds of assembly/task.ts. */
 export const TaskKind = {

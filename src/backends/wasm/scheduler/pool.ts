@@ -17,11 +17,11 @@
  */
 import * as Comlink from 'comlink';
 import nodeEndpoint from 'comlink/dist/esm/node-adapter.mjs';
-import type { Kernels } from '../backends/wasm/kernels';
-import type { PtrTable } from '../backends/wasm/ops';
-import { AdjointError } from '../errors';
-import { startNodeWorker } from '../runtime/node';
-import { kernelWorkerUrl } from '../worker-url';
+import { AdjointError } from '../../../errors';
+import { startNodeWorker } from '../../../platform/node';
+import { kernelWorkerUrl } from '../../../worker-url';
+import type { Kernels } from '../kernels';
+import type { PtrTable } from '../ops';
 import { COMMAND, CTL, KILL_EXIT, KILL_THROW, STATE } from './control';
 import type { SharedKernels } from './module';
 import type { Job } from './partition';

@@ -2,10 +2,11 @@
  * The shared-memory kernels of a worker pool: the compiled module (workers instantiate the same
  * one), one shared WebAssembly.Memory, and the main thread's instance over it.
  */
-import type { Kernels } from '../backends/wasm/kernels';
-import { instantiateKernels, kernelFileName, relaxedSimdSupported } from '../backends/wasm/loader';
-import { readFileBytes, readFileBytesSync } from '../runtime/node';
-import { wasmUrl } from '../wasm-url';
+
+import { readFileBytes, readFileBytesSync } from '../../../platform/node';
+import { wasmUrl } from '../../../wasm-url';
+import type { Kernels } from '../kernels';
+import { instantiateKernels, kernelFileName, relaxedSimdSupported } from '../loader';
 
 const PAGE = 65536;
 

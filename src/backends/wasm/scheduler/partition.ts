@@ -8,9 +8,10 @@
  * main thread and run while the workers take chunks. Small levels run on the main thread as a
  * whole: a dispatch costs microseconds, a 1,000-element op less than that.
  */
-import type { Kernels } from '../backends/wasm/kernels';
-import type { ParSpec, PtrTable, StepFn } from '../backends/wasm/ops';
-import { envVar } from '../runtime/node';
+
+import { envVar } from '../../../platform/node';
+import type { Kernels } from '../kernels';
+import type { ParSpec, PtrTable, StepFn } from '../ops';
 import { CTL, MAX_CHUNKS, TaskKind } from './control';
 
 /** One task of a job: its record in wasm memory and how it is cut. */
