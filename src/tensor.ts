@@ -34,8 +34,25 @@ export const runtimeHooks: {
 /** While > 0, a transform is tracing: realized tensors keep their history so they stay differentiable. */
 export const traceState = { depth: 0 };
 
+/**
+ * The buffers behind one realized tensor: its storage and copies of the same value on other
+ * devices (values are immutable, so a copy never goes stale; the runtime's residency policy
+ * decides which to keep). Released together by dispose() or, once the tensor is unreachable, by
+ * the finalizer; the cell never refers back to its tensor.
+ */
+interface Cell {
+  storage: Storage;
+  copies: Storage[];
+}
+
+function releaseCell(c: Cell): void {
+  c.storage.release();
+  for (const s of c.copies) s.release();
+  c.copies.length = 0;
+}
+
 const finalizer =
-  typeof FinalizationRegistry === 'undefined' ? null : new FinalizationRegistry<Storage>((s) => s.release());
+  typeof FinalizationRegistry === 'undefined' ? null : new FinalizationRegistry<Cell>(releaseCell);
 
 let nextId = 1;
 
@@ -51,7 +68,7 @@ export class Tensor {
   op: string;
   inputs: Tensor[];
   attrs: Attrs;
-  storage: Storage | null = null;
+  private cell: Cell | null = null;
   disposed = false;
   /**
    * Tensors computed by the same transform call (a value and its gradients): realizing one
@@ -87,14 +104,40 @@ export class Tensor {
     return this.storage !== null;
   }
 
-  /** Attaches a buffer. Called by the runtime; drops history unless a transform is tracing. */
+  /** The buffer holding the value, on the device it lives on; null while lazy. */
+  get storage(): Storage | null {
+    return this.cell?.storage ?? null;
+  }
+
+  /** Attaches a buffer (releasing any earlier one and its copies). Called by the runtime; drops history unless a transform is tracing. */
   setStorage(storage: Storage): void {
-    if (this.storage) this.storage.release();
-    this.storage = storage;
-    // One registration per tensor: re-registering would keep every replaced storage alive.
+    if (this.cell) releaseCell(this.cell);
+    this.cell = { storage, copies: [] };
+    // One registration per tensor: re-registering would keep every replaced cell alive.
     finalizer?.unregister(this);
-    finalizer?.register(this, storage, this);
+    finalizer?.register(this, this.cell, this);
     if (traceState.depth === 0) this.dropHistory();
+  }
+
+  /** A copy of the value kept on `device`, if the runtime made one. */
+  copyOn(device: Device): Storage | undefined {
+    return this.cell?.copies.find((c) => c.device === device);
+  }
+
+  /** Keeps a copy of the value on another device (released with the tensor). */
+  addCopy(copy: Storage): void {
+    if (!this.cell) throw new ConcretizationError(`tensor #${this.id} has no value to copy`);
+    this.cell.copies.push(copy);
+  }
+
+  /** Makes a copy the tensor's storage, releasing the old storage and the other copies (an eviction or a move). */
+  moveTo(copy: Storage): void {
+    const cell = this.cell;
+    if (!cell) throw new ConcretizationError(`tensor #${this.id} has no value to move`);
+    const others = [cell.storage, ...cell.copies].filter((s) => s !== copy);
+    cell.storage = copy;
+    cell.copies = [];
+    for (const o of others) o.release();
   }
 
   dropHistory(): void {
@@ -149,10 +192,10 @@ export class Tensor {
     if (this.disposed) return;
     this.disposed = true;
     if (why) this.disposedWhy = why;
-    if (this.storage) {
+    if (this.cell) {
       finalizer?.unregister(this);
-      this.storage.release();
-      this.storage = null;
+      releaseCell(this.cell);
+      this.cell = null;
     }
     this.inputs = [];
   }

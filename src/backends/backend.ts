@@ -1,5 +1,5 @@
 import type { GNode, Graph } from '../graph/graph';
-import type { Device, DType, HostArray, Storage, Tensor } from '../tensor';
+import type { Device, DType, HostArray, Storage } from '../tensor';
 
 /**
  * Runs optimized graphs on one device. `inputs` are the buffers bound to the graph's `input`
@@ -17,8 +17,8 @@ export interface Backend {
   /** Whether this backend has a kernel for node `n` (placement keeps other nodes elsewhere). Default: all. */
   supports?(n: GNode): boolean;
   stats?(): Record<string, number>;
-  /** Optionally moves a realized tensor's value into backend memory ahead of repeated use. */
-  adopt?(t: Tensor): void;
+  /** Whether `s` is one of this backend's own buffers (default: any storage on its device). */
+  holds?(s: Storage): boolean;
   /** Releases everything the backend holds (a GPU device, worker pools). */
   dispose?(): void | Promise<void>;
 }

@@ -10,6 +10,7 @@ import {
 import { WorkerPool } from '../backends/wasm/scheduler/pool';
 import { ValueError } from '../errors';
 import { enableRelaxedSimd, envVar, isNode, nodeParallelism } from '../platform/node';
+import { setDevices } from './devices';
 import { activeBackend, setAutoInit, setBackend } from './realize';
 
 export interface InitOptions {
@@ -121,6 +122,12 @@ async function initNow(opts: InitOptions): Promise<void> {
     setBackend(new ReferenceBackend());
     return;
   }
+  const primary = await wasmBackend(opts);
+  setDevices({ primary, gpu: null, threads: primary.threads });
+}
+
+/** The wasm backend init() asks for: a worker pool over shared memory where threads can run. */
+async function wasmBackend(opts: InitOptions): Promise<WasmBackend> {
   prepare();
   const threads = opts.threads ?? defaultThreads();
   if (threads > 1 && threadsAvailable()) {
@@ -136,7 +143,6 @@ async function initNow(opts: InitOptions): Promise<void> {
     }
     if (shared) {
       const backend = poolBackend(shared, threads);
-      setBackend(backend);
       const pool = backend.pool!;
       await pool.ready();
       if (pool.serving === 0 && !warnedNoWorkers) {
@@ -145,11 +151,10 @@ async function initNow(opts: InitOptions): Promise<void> {
           `adjoint: the kernel workers did not start (${pool.lastFailureMessage}); running on one thread.`,
         );
       }
-      return;
+      return backend;
     }
   }
-  const kernels = await loadKernels(opts.wasmModule ? { module: opts.wasmModule } : {});
-  setBackend(new WasmBackend(kernels));
+  return new WasmBackend(await loadKernels(opts.wasmModule ? { module: opts.wasmModule } : {}));
 }
 
 /**
@@ -167,7 +172,8 @@ export function initSync(opts: InitOptions = {}): void {
   const threads = opts.threads ?? defaultThreads();
   if (threads > 1 && threadsAvailable()) {
     try {
-      setBackend(poolBackend(loadSharedKernelsSync(opts.wasmModule), threads));
+      const primary = poolBackend(loadSharedKernelsSync(opts.wasmModule), threads);
+      setDevices({ primary, gpu: null, threads });
       return;
     } catch (e) {
       if (!opts.wasmModule) throw e;

@@ -6,12 +6,18 @@ import { apply } from '../ops/registry';
 import { Tensor, traceState } from '../tensor';
 import { flatten, treeKey, unflatten } from '../transforms/pytree';
 import { tracing } from '../transforms/transforms';
+import { devices } from './devices';
+import { place } from './placement';
+import { lower, type Program, runSync } from './program';
 import { backendSync, realizeSync } from './realize';
 
 type Fn = (...args: any[]) => any;
 
 interface Traced {
   graph: Graph;
+  /** The graph placed and lowered, for the devices of `epoch`. */
+  program: Program | null;
+  epoch: number;
   outDef: ReturnType<typeof flatten>['def'];
   /** Argument leaves whose buffers the function consumes (see donate). */
   donated: number[];
@@ -49,7 +55,13 @@ function traceOnce(f: Fn, args: unknown[]): Traced {
     donation.active = outer;
   }
   const { leaves: outs, def: outDef } = flatten(out, 'trace: output', true);
-  return { graph: optimize(buildGraph(outs, 'trace')), outDef, donated: [...donated] };
+  return {
+    graph: optimize(buildGraph(outs, 'trace')),
+    program: null,
+    epoch: -1,
+    outDef,
+    donated: [...donated],
+  };
 }
 
 /** The graph that will run for f(...args), after the compiler's passes. Tensor arguments become inputs. */
@@ -83,12 +95,16 @@ export function jit<F extends Fn>(f: F): Jitted<F> {
       cache.set(key, plan);
     }
     realizeSync(leaves);
-    const backend = backendSync();
-    for (const t of leaves) backend.adopt?.(t);
-    const out = backend.run(
-      plan.graph,
-      leaves.map((t) => t.storage!),
-    );
+    backendSync();
+    const { epoch } = devices();
+    if (plan.epoch !== epoch) {
+      plan.program = lower(place(plan.graph, { noReadback: true }));
+      plan.epoch = epoch;
+    }
+    const program = plan.program!;
+    // leaves: arguments by input index, and the tensors f closed over
+    const bound = program.leaves.map((n) => (n.op === 'input' ? leaves[n.attrs.index as number] : n.source!));
+    const out = runSync(program, bound);
     const results = plan.graph.outputs.map((n, i) => {
       const t = new Tensor('const', [], {}, n.shape, n.dtype);
       t.setStorage(out[i]);

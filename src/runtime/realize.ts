@@ -3,31 +3,27 @@
 import type { Backend } from '../backends/backend';
 import { optimize } from '../compiler/compile';
 import { ConcretizationError, DisposedError } from '../errors';
-import { buildGraph, type GNode, type Graph, postOrder } from '../graph/graph';
+import { buildGraph, postOrder } from '../graph/graph';
 import { keyOf } from '../key';
-import { runtimeHooks, type Storage, type Tensor } from '../tensor';
+import { runtimeHooks, type Tensor } from '../tensor';
+import { activeBackend, devices, setBackend } from './devices';
+import { place, placementPolicy } from './placement';
+import { lower, type Program, runAsync, runSync } from './program';
 
 const state: {
-  backend: Backend | null;
   /** Installed by init.ts: the default initialization, sync (Node) and async (everywhere). */
   autoInit: { sync(): void; async(): Promise<void> } | null;
-} = { backend: null, autoInit: null };
+} = { autoInit: null };
 
-export function activeBackend(): Backend | null {
-  return state.backend;
-}
-
-export function setBackend(b: Backend | null): void {
-  state.backend = b;
-}
+export { activeBackend, setBackend };
 
 export function setAutoInit(f: { sync(): void; async(): Promise<void> }): void {
   state.autoInit = f;
 }
 
-/** The active backend, initializing the default one synchronously if none was chosen. */
+/** The primary backend, initializing the default one synchronously if none was chosen. */
 export function backendSync(): Backend {
-  if (!state.backend) {
+  if (!activeBackend()) {
     try {
       state.autoInit?.sync();
     } catch (e) {
@@ -36,15 +32,16 @@ export function backendSync(): Backend {
       );
     }
   }
-  if (!state.backend) throw new ConcretizationError("no backend: call 'await init()' first");
-  return state.backend;
+  const b = activeBackend();
+  if (!b) throw new ConcretizationError("no backend: call 'await init()' first");
+  return b;
 }
 
 interface Compiled {
-  graph: Graph;
-  /** The optimized graph's const nodes and, for each, its index among the snapshot's constants. */
-  consts: GNode[];
-  constIndex: number[];
+  /** The optimized graph, placed and lowered to segments and transfers. */
+  program: Program;
+  /** For each program leaf, its index among the snapshot's constants. */
+  leafConst: number[];
 }
 
 const MAX_COMPILED = 256;
@@ -88,26 +85,29 @@ function snapshot(pending: readonly Tensor[]): { key: string; consts: Tensor[]; 
 }
 
 function compile(pending: readonly Tensor[], key: string): Compiled {
-  let c = compiled.get(key);
+  // Placement depends on the devices in use: a new set (init) starts a new cache.
+  const full = `${devices().epoch}|${placementPolicy.gpuMinWork}|${key}`;
+  let c = compiled.get(full);
   if (c) {
-    compiled.delete(key);
-    compiled.set(key, c);
+    compiled.delete(full);
+    compiled.set(full, c);
     return c;
   }
   const raw = buildGraph(pending);
   const rawConsts = raw.nodes.filter((n) => n.op === 'const');
-  const graph = optimize(raw);
-  const consts = graph.nodes.filter((n) => n.op === 'const');
-  c = { graph, consts, constIndex: consts.map((n) => rawConsts.indexOf(n)) };
-  compiled.set(key, c);
+  const program = lower(place(optimize(raw)));
+  // Leaves are bound by position on every run: the cache must not keep this call's tensors.
+  for (const n of rawConsts) n.source = null;
+  c = { program, leafConst: program.leaves.map((n) => rawConsts.indexOf(n)) };
+  compiled.set(full, c);
   if (compiled.size > MAX_COMPILED) compiled.delete(compiled.keys().next().value as string);
   return c;
 }
 
-/** Computes every unrealized tensor in `ts` in one graph run. Nothing is assigned if the run throws. */
-export function realizeSync(ts: readonly Tensor[]): void {
+/** Snapshot, siblings and the compiled program for a realization. */
+function prepare(ts: readonly Tensor[]): { pending: Tensor[]; c: Compiled; leaves: Tensor[] } | null {
   let pending = [...new Set(ts.filter((t) => t.storage === null))];
-  if (pending.length === 0) return;
+  if (pending.length === 0) return null;
   // Tensors made by the same transform call as any node of this graph (a loss and its
   // gradients) are computed in the same run: the shared work is done once.
   let snap = snapshot(pending);
@@ -122,20 +122,17 @@ export function realizeSync(ts: readonly Tensor[]): void {
       snap = { ...snap, siblings: [] };
     }
   }
-  const backend = backendSync();
+  backendSync();
   const c = compile(pending, snap.key);
-  // Bind this call's constants into the cached graph for the (synchronous) run, then unbind
-  // so the cache does not keep tensors alive.
-  c.consts.forEach((n, i) => {
-    n.source = snap.consts[c.constIndex[i]];
-  });
-  let out: Storage[];
-  try {
-    out = backend.run(c.graph, []);
-  } finally {
-    for (const n of c.consts) n.source = null;
-  }
-  pending.forEach((t, i) => {
+  return { pending, c, leaves: c.leafConst.map((i) => snap.consts[i]) };
+}
+
+/** Computes every unrealized tensor in `ts` in one graph run. Nothing is assigned if the run throws. */
+export function realizeSync(ts: readonly Tensor[]): void {
+  const r = prepare(ts);
+  if (!r) return;
+  const out = runSync(r.c.program, r.leaves);
+  r.pending.forEach((t, i) => {
     t.setStorage(out[i]);
   });
 }
@@ -143,19 +140,30 @@ export function realizeSync(ts: readonly Tensor[]): void {
 let lastYield = 0;
 
 /**
- * Async realization also gives the event loop a turn now and then (at most every 100 ms), so
- * FinalizationRegistry callbacks run and free the buffers of unreachable tensors even in a
- * tight `await x.data()` loop, which otherwise only ever runs microtasks.
+ * Async realization reads values back from a GPU where a later step needs them elsewhere, and
+ * gives the event loop a turn now and then (at most every 100 ms), so FinalizationRegistry
+ * callbacks run and free the buffers of unreachable tensors even in a tight
+ * `await x.data()` loop, which otherwise only ever runs microtasks.
  */
 export async function realize(ts: readonly Tensor[]): Promise<void> {
-  if (!state.backend) await state.autoInit?.async();
-  realizeSync(ts);
+  if (!activeBackend()) await state.autoInit?.async();
+  const r = prepare(ts);
+  if (r) {
+    // with a GPU in play a step may have to wait for a value to come back from it
+    const gpu =
+      devices().gpu !== null ||
+      activeBackend()?.device === 'webgpu' ||
+      r.leaves.some((t) => t.storage!.device === 'webgpu');
+    const out = gpu ? await runAsync(r.c.program, r.leaves) : runSync(r.c.program, r.leaves);
+    r.pending.forEach((t, i) => {
+      t.setStorage(out[i]);
+    });
+  }
   const now = Date.now();
   if (now - lastYield > 100) {
     lastYield = now;
     await new Promise<void>((resolve) => setTimeout(resolve, 0));
   }
 }
-
 runtimeHooks.realize = realize;
 runtimeHooks.realizeSync = realizeSync;

@@ -24,6 +24,10 @@ export class ReferenceBackend implements Backend {
   readonly name = 'reference';
   readonly device = 'host';
 
+  upload(data: HostArray): Storage {
+    return new HostStorage(data.slice());
+  }
+
   run(graph: Graph, inputs: readonly Storage[]): Storage[] {
     const values = new Map<GNode, RefValue>();
     const uses = new Map<GNode, number>();

@@ -8,8 +8,7 @@ import { AdjointError } from '../../errors';
 import type { GNode, Graph } from '../../graph/graph';
 import { keyOf } from '../../key';
 import { sizeOf } from '../../shape';
-import { HostStorage } from '../../storage';
-import type { DType, HostArray, Storage, Tensor } from '../../tensor';
+import type { DType, HostArray, Storage } from '../../tensor';
 import type { Backend } from '../backend';
 import type { Kernels } from './kernels';
 import { WasmOutOfMemoryError } from './memory';
@@ -24,13 +23,6 @@ export class OutOfMemoryError extends AdjointError {
 }
 
 const MAX_PLANS = 128;
-/**
- * Results this small (losses, metrics, step counts) are handed back as host arrays: the JS
- * garbage collector reclaims them promptly, where wasm buffers wait for finalizers. They are
- * uploaded to a temporary buffer for each run that reads them.
- */
-const HOST_MAX_ELEMENTS = 16;
-
 /** A string that is equal for graphs that can share a plan: same ops, attrs, shapes, wiring. */
 export function structureKey(g: Graph): string {
   const index = new Map<GNode, number>();
@@ -110,35 +102,17 @@ export class WasmBackend implements Backend {
     return plan;
   }
 
-  /** The tensor's buffer in wasm memory, uploading a host-side constant (once, unless it is small). */
-  /**
-   * Host-side values (tensor(), values read back) are uploaded into a temporary buffer for a run.
-   * A tensor seen a second time moves into wasm memory for good: weights and other reused inputs
-   * pay one upload, while one-shot inputs (a data batch) never hold wasm memory after their run.
-   */
-  private readonly seenOnHost = new WeakSet<Tensor>();
-
-  private keepResident(t: Tensor): boolean {
-    if (t.size <= HOST_MAX_ELEMENTS) return false;
-    if (this.seenOnHost.has(t)) return true;
-    this.seenOnHost.add(t);
-    return false;
+  /** Whether `s` is a buffer in this backend's memory (an earlier init() had other memory). */
+  holds(s: Storage): boolean {
+    return s instanceof WasmStorage && s.kernels === this.kernels;
   }
 
-  /** jit arguments go through the same rule (their second use moves them for good). */
-  adopt(t: Tensor): void {
-    const s = t.storage;
-    if (!s || (s instanceof WasmStorage && s.kernels === this.kernels)) return;
-    if (this.keepResident(t)) t.setStorage(this.uploadFrom(s, t.dtype));
-  }
-
-  private resident(t: Tensor, temporaries: WasmStorage[]): number {
-    const s = t.storage!;
-    if (s instanceof WasmStorage && s.kernels === this.kernels) return s.address;
-    const ws = this.uploadFrom(s, t.dtype);
-    if (this.keepResident(t)) t.setStorage(ws);
-    else temporaries.push(ws);
-    return ws.address;
+  /** The address of a leaf's value: its own buffer, or a copy for this run (the runtime normally binds leaves already). */
+  private bindLeaf(s: Storage, temporaries: WasmStorage[]): number {
+    if (this.holds(s)) return (s as WasmStorage).address;
+    const copy = this.uploadFrom(s);
+    temporaries.push(copy);
+    return copy.address;
   }
 
   upload(data: HostArray, dtype: DType): WasmStorage {
@@ -150,10 +124,10 @@ export class WasmBackend implements Backend {
   }
 
   /** A host-readable storage of another device copied in (the caller releases it). */
-  private uploadFrom(s: Storage, dtype: DType): WasmStorage {
+  private uploadFrom(s: Storage): WasmStorage {
     const v = s.view();
     if (v === null) throw new AdjointError(`wasm: cannot read a value on ${s.device} synchronously`);
-    return this.upload(v, dtype);
+    return this.upload(v, v instanceof Int32Array ? 'int32' : 'float32');
   }
 
   run(g: Graph, inputs: readonly Storage[]): Storage[] {
@@ -218,17 +192,15 @@ export class WasmBackend implements Backend {
       plan.constPositions.forEach((pos, i) => {
         const source = g.nodes[pos].source!;
         source.checkAlive('run'); // e.g. a tensor a jitted function closed over, disposed since
-        p[plan.constSlots[i]] = this.resident(source, temporaries);
+        p[plan.constSlots[i]] = this.bindLeaf(source.storage!, temporaries);
       });
       plan.inputSlots.forEach((slot, i) => {
         const s = inputs[i];
-        if (s instanceof WasmStorage && s.kernels === this.kernels) p[slot] = s.address;
+        if (s) p[slot] = this.bindLeaf(s, temporaries);
         else {
-          // Dead-code removal may have dropped unused inputs: look the node up by its index.
+          // a jit argument the caller did not pass: zeros (dead-code removal keeps input indices)
           const node = g.inputs.find((n) => n.attrs.index === i)!;
-          const up = s
-            ? this.uploadFrom(s, node.dtype)
-            : this.upload(new Float32Array(sizeOf(node.shape)), node.dtype);
+          const up = this.upload(new Float32Array(sizeOf(node.shape)), node.dtype);
           temporaries.push(up);
           p[slot] = up.address;
         }
@@ -240,12 +212,7 @@ export class WasmBackend implements Backend {
         p[o.slot] = ptr;
       }
       this.execute(plan, p, sequential, outs);
-      return outs.map((o) => {
-        if (o.size > HOST_MAX_ELEMENTS) return o;
-        const host = new HostStorage(o.view()!.slice());
-        o.release();
-        return host;
-      });
+      return outs;
     } catch (e) {
       for (const o of outs) o.release();
       throw e;

@@ -35,3 +35,17 @@ defineOp({
     );
   },
 });
+
+/**
+ * A value crossing devices (attrs.to: the device it moves to). Only the placement pass inserts
+ * it, after optimization, where a producer and a consumer run on different devices; the runtime
+ * executes it as a copy. The same value, so its derivatives are the identity's.
+ */
+defineOp({
+  name: 'transfer',
+  kind: 'other',
+  infer: ([x]) => x,
+  reference: ([x]) => x.data.slice(),
+  jvp: ([t]) => t,
+  vjp: (ct) => [ct],
+});
