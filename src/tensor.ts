@@ -29,7 +29,9 @@ export interface Storage {
 export const runtimeHooks: {
   realize: ((ts: Tensor[]) => Promise<void>) | null;
   realizeSync: ((ts: Tensor[]) => void) | null;
-} = { realize: null, realizeSync: null };
+  /** Told of every read, for the residency policy. */
+  read: ((t: Tensor) => void) | null;
+} = { realize: null, realizeSync: null, read: null };
 
 /** While > 0, a transform is tracing: realized tensors keep their history so they stay differentiable. */
 export const traceState = { depth: 0 };
@@ -161,7 +163,9 @@ export class Tensor {
       await runtimeHooks.realize([this]);
     }
     this.checkAlive('data');
-    return (await this.storage!.read()) as Float32Array | Int32Array;
+    const out = (await this.storage!.read()) as Float32Array | Int32Array;
+    runtimeHooks.read?.(this);
+    return out;
   }
 
   dataSync(): Float32Array | Int32Array {
@@ -170,7 +174,9 @@ export class Tensor {
       if (!runtimeHooks.realizeSync) throw new ConcretizationError('dataSync: the runtime is not loaded');
       runtimeHooks.realizeSync([this]);
     }
-    return readNow(this);
+    const out = readNow(this);
+    runtimeHooks.read?.(this);
+    return out;
   }
 
   async item(): Promise<number> {

@@ -12,6 +12,7 @@ import * as random from '../src/random';
 import { init, memoryStats } from '../src/runtime/init';
 import { donate, jit } from '../src/runtime/jit';
 import { activeBackend, realizeSync, setBackend } from '../src/runtime/realize';
+import { residencyPolicy } from '../src/runtime/residency';
 import type { Tensor } from '../src/tensor';
 import { valueAndGrad } from '../src/transforms/transforms';
 
@@ -177,6 +178,30 @@ describe('eager steps (no jit)', () => {
     // (a one-element result: the loop itself leaves nothing in wasm memory)
     while (performance.now() - t0 < 500) await o.sum(o.mul(x, 2)).data();
     expect(live().buffers).toBeLessThan(before - 150);
+  });
+});
+
+describe('memory pressure', () => {
+  it('reads without dispose(): read values move to the host past the soft limit; wasm memory stays bounded', async () => {
+    await init({ threads: 1 });
+    const saved = residencyPolicy.wasmSoftBytes;
+    residencyPolicy.wasmSoftBytes = 48 * 1024 * 1024;
+    try {
+      const x = o.mul(random.normal([1 << 20], { seed: 7 }), 1); // 4 MiB, in wasm memory
+      realizeSync([x]);
+      const first = o.exp(x);
+      const want = Float32Array.from(await first.data());
+      // 100 results of 4 MiB, each read and dropped: without relief wasm memory would grow
+      // until the collector happened to run
+      for (let i = 0; i < 100; i++) await o.mul(x, i).data();
+      expect(memoryStats().wasmBytes).toBeLessThanOrEqual(64 * 1024 * 1024);
+      // the value read first moved to the host and is intact
+      expect(first.device).toBe('host');
+      expect(Float32Array.from(await first.data())).toEqual(want);
+      expect(x.device).toBe('wasm'); // never read: never moved
+    } finally {
+      residencyPolicy.wasmSoftBytes = saved;
+    }
   });
 });
 

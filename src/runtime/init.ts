@@ -12,6 +12,7 @@ import { ValueError } from '../errors';
 import { enableRelaxedSimd, envVar, isNode, nodeParallelism } from '../platform/node';
 import { setDevices } from './devices';
 import { activeBackend, setAutoInit, setBackend } from './realize';
+import { relieveWasm } from './residency';
 
 export interface InitOptions {
   /** 'auto' picks wasm (WebGPU placement comes later); 'reference' is the float64 interpreter. */
@@ -123,6 +124,7 @@ async function initNow(opts: InitOptions): Promise<void> {
     return;
   }
   const primary = await wasmBackend(opts);
+  primary.kernels.allocator.onPressure = relieveWasm;
   setDevices({ primary, gpu: null, threads: primary.threads });
 }
 
@@ -173,13 +175,16 @@ export function initSync(opts: InitOptions = {}): void {
   if (threads > 1 && threadsAvailable()) {
     try {
       const primary = poolBackend(loadSharedKernelsSync(opts.wasmModule), threads);
+      primary.kernels.allocator.onPressure = relieveWasm;
       setDevices({ primary, gpu: null, threads });
       return;
     } catch (e) {
       if (!opts.wasmModule) throw e;
     }
   }
-  setBackend(new WasmBackend(loadKernelsSync(opts.wasmModule ? { module: opts.wasmModule } : {})));
+  const primary = new WasmBackend(loadKernelsSync(opts.wasmModule ? { module: opts.wasmModule } : {}));
+  primary.kernels.allocator.onPressure = relieveWasm;
+  setDevices({ primary, gpu: null, threads: 1 });
 }
 
 /**

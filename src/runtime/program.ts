@@ -11,7 +11,7 @@ import { sizeOf } from '../shape';
 import type { Device, Storage, Tensor } from '../tensor';
 import { backendOn, devices } from './devices';
 import type { Placed } from './placement';
-import { bind, needsRead, settle } from './residency';
+import { bind, needsRead, pin, settle, unpin } from './residency';
 
 export interface Segment {
   readonly device: Device;
@@ -219,6 +219,7 @@ class Run {
     this.values = new Array(p.valueCount).fill(null);
     // e.g. a tensor a jitted function closed over, disposed since
     for (const t of leaves) t.checkAlive('run');
+    pin(leaves);
   }
 
   leafOn(v: number, device: Device, host?: Float32Array | Int32Array): Storage {
@@ -256,6 +257,11 @@ class Run {
       this.values[v] = null;
     }
     if (k === this.p.steps.length - 1) this.releaseTemps();
+  }
+
+  /** Ends the run: its leaves may move again. */
+  finish(): void {
+    unpin(this.leaves);
   }
 
   releaseTemps(): void {
@@ -302,6 +308,8 @@ export function runSync(p: Program, leaves: readonly Tensor[]): Storage[] {
   } catch (e) {
     run.abandon();
     throw e;
+  } finally {
+    run.finish();
   }
 }
 
@@ -321,6 +329,8 @@ export async function runAsync(p: Program, leaves: readonly Tensor[]): Promise<S
   } catch (e) {
     run.abandon();
     throw e;
+  } finally {
+    run.finish();
   }
 }
 

@@ -9,6 +9,7 @@ import { runtimeHooks, type Tensor } from '../tensor';
 import { activeBackend, devices, setBackend } from './devices';
 import { place, placementPolicy } from './placement';
 import { lower, type Program, runAsync, runSync } from './program';
+import { noteRead } from './residency';
 
 const state: {
   /** Installed by init.ts: the default initialization, sync (Node) and async (everywhere). */
@@ -166,4 +167,5 @@ export async function realize(ts: readonly Tensor[]): Promise<void> {
   }
 }
 runtimeHooks.realize = realize;
+runtimeHooks.read = noteRead;
 runtimeHooks.realizeSync = realizeSync;

@@ -8,7 +8,11 @@
  * - Values of 16 elements or fewer (losses, metrics, counters) come back to the host after a
  *   wasm run: the JS garbage collector reclaims them promptly, where wasm buffers wait for
  *   finalizers. They are copied to a temporary buffer for each run that reads them.
- * - Reading a value copies it out once and leaves it where it is.
+ * - Reading a value copies it out once and leaves it where it is. Under memory pressure (wasm
+ *   memory past `residencyPolicy.wasmSoftBytes` and about to grow), values that were read are
+ *   moved to the host, oldest read first: the JS collector then owns them (and sees them, which
+ *   it does not see of wasm memory), and their wasm blocks serve the new allocation. Values a
+ *   run is using are never moved.
  */
 import { ConcretizationError } from '../errors';
 import { HostStorage } from '../storage';
@@ -16,6 +20,9 @@ import type { Device, Storage, Tensor } from '../tensor';
 import { backendOn } from './devices';
 
 export const HOST_MAX_ELEMENTS = 16;
+
+/** Mutable for tests and benchmarks. */
+export const residencyPolicy = { wasmSoftBytes: 256 * 1024 * 1024 };
 
 const seen = new Map<Device, WeakSet<Tensor>>();
 
@@ -73,4 +80,51 @@ export function settle(out: Storage, size: number): Storage {
   const host = new HostStorage(out.view()!.slice());
   out.release();
   return host;
+}
+
+/** Tensors read since they were last moved, oldest first; weak, so reads never keep a value alive. */
+let readOrder: WeakRef<Tensor>[] = [];
+const inReadOrder = new WeakSet<Tensor>();
+
+export function noteRead(t: Tensor): void {
+  if (t.storage?.device !== 'wasm' || inReadOrder.has(t) || t.size <= HOST_MAX_ELEMENTS) return;
+  inReadOrder.add(t);
+  readOrder.push(new WeakRef(t));
+}
+
+/** Tensors bound by runs in progress: their buffers must stay where they are. */
+const pinned = new Map<Tensor, number>();
+
+export function pin(ts: readonly Tensor[]): void {
+  for (const t of ts) pinned.set(t, (pinned.get(t) ?? 0) + 1);
+}
+
+export function unpin(ts: readonly Tensor[]): void {
+  for (const t of ts) {
+    const n = pinned.get(t)! - 1;
+    if (n > 0) pinned.set(t, n);
+    else pinned.delete(t);
+  }
+}
+
+/** The wasm allocator's pressure callback: moves read values to the host until `bytes` are freed. */
+export function relieveWasm(bytes: number, memoryBytes: number): boolean {
+  if (memoryBytes < residencyPolicy.wasmSoftBytes) return false;
+  let freed = 0;
+  const keep: WeakRef<Tensor>[] = [];
+  for (const ref of readOrder) {
+    const t = ref.deref();
+    if (!t) continue;
+    const s = t.storage;
+    if (freed >= bytes || pinned.has(t) || s?.device !== 'wasm') {
+      if (s?.device === 'wasm') keep.push(ref);
+      else if (t) inReadOrder.delete(t);
+      continue;
+    }
+    t.moveTo(new HostStorage(s.view()!.slice()));
+    inReadOrder.delete(t);
+    freed += 4 * t.size;
+  }
+  readOrder = keep;
+  return freed > 0;
 }

@@ -58,6 +58,13 @@ export class WasmAllocator {
   private f32view: Float32Array;
   private i32view: Int32Array;
   private u8view: Uint8Array;
+  /**
+   * Called before memory grows for an allocation of `bytes` (`memoryBytes`: its size now): the
+   * runtime may free buffers of values it can move elsewhere (its residency policy). Returns
+   * whether it freed anything.
+   */
+  onPressure: ((bytes: number, memoryBytes: number) => boolean) | null = null;
+  private relieving = false;
 
   constructor(memory: WebAssembly.Memory, opts: AllocatorOptions) {
     this.memory = memory;
@@ -75,21 +82,19 @@ export class WasmAllocator {
     if (!(bytes >= 0) || !Number.isFinite(bytes))
       throw new RangeError(`adjoint: invalid allocation size ${bytes}`);
     const size = alignUp(Math.max(bytes, 1), ALIGN);
-    // best fit in the free list
-    let best = -1;
-    let bestSize = Infinity;
-    const fs = this.freeSize;
-    for (let i = 0; i < fs.length; i++) {
-      const s = fs[i]!;
-      if (s >= size && s < bestSize) {
-        best = i;
-        bestSize = s;
-        if (s === size) break;
+    let best = this.bestFit(size);
+    if (best < 0 && this.onPressure && !this.relieving && !this.fitsWithoutGrowing(size)) {
+      this.relieving = true;
+      try {
+        if (this.onPressure(size, this.memory.buffer.byteLength)) best = this.bestFit(size);
+      } finally {
+        this.relieving = false;
       }
     }
     let ptr: number;
     if (best >= 0) {
       ptr = this.freeStart[best]!;
+      const bestSize = this.freeSize[best]!;
       if (bestSize === size) {
         this.freeStart.splice(best, 1);
         this.freeSize.splice(best, 1);
@@ -118,6 +123,32 @@ export class WasmAllocator {
     this.live.set(ptr, size);
     this.liveBytes += size;
     return ptr;
+  }
+
+  /** Index of the smallest free block of at least `size` bytes, or -1. */
+  private bestFit(size: number): number {
+    let best = -1;
+    let bestSize = Infinity;
+    const fs = this.freeSize;
+    for (let i = 0; i < fs.length; i++) {
+      const s = fs[i]!;
+      if (s >= size && s < bestSize) {
+        best = i;
+        bestSize = s;
+        if (s === size) break;
+      }
+    }
+    return best;
+  }
+
+  /** Whether extending from the top fits in memory as it is (no grow). */
+  private fitsWithoutGrowing(size: number): boolean {
+    const n = this.freeStart.length;
+    const start =
+      n > 0 && this.freeStart[n - 1]! + this.freeSize[n - 1]! === this.top
+        ? this.freeStart[n - 1]!
+        : this.top;
+    return start + size <= this.memory.buffer.byteLength;
   }
 
   /** Releases a pointer returned by alloc. Throws on unknown pointers (double free). */
