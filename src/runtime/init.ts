@@ -10,13 +10,21 @@ import {
 import { WorkerPool } from '../backends/wasm/scheduler/pool';
 import { ValueError } from '../errors';
 import { enableRelaxedSimd, envVar, isNode, nodeParallelism } from '../platform/node';
-import { setDevices } from './devices';
+import { devices, setDevices } from './devices';
+import { gpuBackend, releaseGpu } from './gpu';
 import { activeBackend, setAutoInit, setBackend } from './realize';
 import { relieveWasm } from './residency';
 
 export interface InitOptions {
-  /** 'auto' picks wasm (WebGPU placement comes later); 'reference' is the float64 interpreter. */
+  /**
+   * 'auto' (default): wasm, plus WebGPU when an adapter exists, a placement pass choosing the
+   * device per node (a software adapter takes nothing). 'webgpu': every op the GPU can run goes
+   * there; a WebGPUUnavailableError here when there is no adapter. 'wasm': wasm only.
+   * 'reference': the float64 interpreter.
+   */
   backend?: 'auto' | 'wasm' | 'webgpu' | 'reference';
+  /** Where to find the GPU: a GPU (default navigator.gpu; in Node `create([])` from npm 'webgpu') or a GPUDevice. */
+  gpu?: GPU | GPUDevice;
   /**
    * Threads for the wasm kernels, the calling thread included: 1 runs everything on it; more
    * starts threads - 1 workers over one shared memory. Default: the ADJOINT_THREADS environment
@@ -30,20 +38,18 @@ export interface InitOptions {
 const MAX_DEFAULT_THREADS = 16;
 const MAX_THREADS = 64;
 
-function check(opts: InitOptions): 'wasm' | 'reference' {
+function check(opts: InitOptions): 'auto' | 'wasm' | 'webgpu' | 'reference' {
   const backend = opts.backend ?? 'auto';
   if (!['auto', 'wasm', 'webgpu', 'reference'].includes(backend))
     throw new ValueError(
       `init: unknown backend '${String(backend)}' (expected auto, wasm, webgpu or reference)`,
     );
-  if (backend === 'webgpu')
-    throw new ValueError("init: the webgpu backend is not available in this version; use 'auto' or 'wasm'");
   if (
     opts.threads !== undefined &&
     (!Number.isInteger(opts.threads) || opts.threads < 1 || opts.threads > MAX_THREADS)
   )
     throw new ValueError(`init: threads must be an integer from 1 to ${MAX_THREADS}, got ${opts.threads}`);
-  return backend === 'reference' ? 'reference' : 'wasm';
+  return backend;
 }
 
 let warnedEnv = false;
@@ -98,6 +104,12 @@ function retirePool(): Promise<void> {
   return old ? old.shutdown() : Promise.resolve();
 }
 
+/** Stops the workers before the devices change (tensors stay readable where they live: the GPU backend is kept for reuse). */
+async function retireDevices(): Promise<void> {
+  if (devices().gpu) setDevices({ ...devices(), gpu: null });
+  await retirePool();
+}
+
 function poolBackend(shared: SharedKernels, threads: number): WasmBackend {
   const pool = new WorkerPool(shared, threads);
   currentPool = pool;
@@ -118,14 +130,21 @@ export function init(opts: InitOptions = {}): Promise<void> {
 
 async function initNow(opts: InitOptions): Promise<void> {
   const kind = check(opts);
-  await retirePool();
+  await retireDevices();
   if (kind === 'reference') {
     setBackend(new ReferenceBackend());
     return;
   }
+  const gpu = kind === 'wasm' ? null : await gpuBackend({ mode: kind, gpu: opts.gpu });
   const primary = await wasmBackend(opts);
   primary.kernels.allocator.onPressure = relieveWasm;
-  setDevices({ primary, gpu: null, threads: primary.threads });
+  setDevices({
+    primary,
+    gpu: gpu?.backend ?? null,
+    gpuMode: kind === 'webgpu' ? 'webgpu' : 'auto',
+    gpuProfile: gpu?.profile ?? null,
+    threads: primary.threads,
+  });
 }
 
 /** The wasm backend init() asks for: a worker pool over shared memory where threads can run. */
@@ -165,7 +184,8 @@ async function wasmBackend(opts: InitOptions): Promise<WasmBackend> {
  */
 export function initSync(opts: InitOptions = {}): void {
   const kind = check(opts);
-  void retirePool();
+  if (kind === 'webgpu') throw new ValueError("init({ backend: 'webgpu' }) is async: await init(...) first");
+  void retireDevices();
   if (kind === 'reference') {
     setBackend(new ReferenceBackend());
     return;
@@ -192,24 +212,40 @@ export function initSync(opts: InitOptions = {}): void {
  * Not needed for a Node process to exit (workers never keep it alive).
  */
 export async function shutdown(): Promise<void> {
-  await retirePool();
+  await retireDevices();
+  releaseGpu();
 }
 
 export function memoryStats(): {
   backend: string;
+  /** The GPU placement may use, if any ('webgpu'). */
+  gpu: string | null;
   wasmBytes: number;
   liveBuffers: number;
   liveBytes: number;
+  /** Bytes of live GPU buffers (pooled idle buffers not counted), and their number. */
+  gpuBytes: number;
+  gpuBuffers: number;
+  /** Graph runs and compute dispatches on the GPU so far (a run is one command encoder). */
+  gpuRuns: number;
+  gpuDispatches: number;
   threads: number;
   workers: number;
 } {
   const b = activeBackend();
   const s = b?.stats?.() ?? {};
+  const gpu = devices().gpu;
+  const g = gpu?.stats?.() ?? {};
   return {
     backend: b?.name ?? 'none',
+    gpu: gpu?.name ?? null,
     wasmBytes: s.wasmBytes ?? 0,
     liveBuffers: s.liveBuffers ?? 0,
     liveBytes: s.liveBytes ?? 0,
+    gpuBytes: g.gpuBytes ?? 0,
+    gpuBuffers: g.liveBuffers ?? 0,
+    gpuRuns: g.runs ?? 0,
+    gpuDispatches: g.dispatches ?? 0,
     threads: s.threads ?? 1,
     workers: s.workers ?? 0,
   };

@@ -1,0 +1,23 @@
+/**
+ * The builder table of the WebGPU backend: op name -> GpuKernelBuilder (kernel.ts). The one
+ * place that lists which files provide kernels; an op missing here is not supported on the GPU
+ * (placement keeps it elsewhere).
+ */
+import { elementwiseKernels } from './elementwise';
+import { gatherKernels } from './gather';
+import type { GpuKernelBuilder } from './kernel';
+import { matmulKernels } from './matmul';
+import { movementKernels } from './movement';
+import { reduceKernels } from './reduce';
+import { softmaxKernels } from './softmax';
+
+export const gpuKernels: Readonly<Record<string, GpuKernelBuilder>> = {
+  // sources, reshape and strided copies; elementwise programs; reductions (this backend's core)
+  ...movementKernels,
+  ...elementwiseKernels,
+  ...reduceKernels,
+  // matmul, the softmax family, gather/scatterAdd (their own files)
+  ...matmulKernels,
+  ...softmaxKernels,
+  ...gatherKernels,
+};
