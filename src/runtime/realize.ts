@@ -161,11 +161,20 @@ export async function realize(ts: readonly Tensor[]): Promise<void> {
     });
   }
   const now = Date.now();
-  if (now - lastYield > 100) {
+  const big = r !== null && r.c.program.outputSizes.some((n) => n >= BIG_RESULT);
+  if (big || now - lastYield > 100) {
     lastYield = now;
-    await new Promise<void>((resolve) => setTimeout(resolve, 0));
+    await macrotask();
   }
 }
+
+/** Results this large are likely garbage soon (a value read in a loop): let finalizers run now. */
+const BIG_RESULT = 1 << 18;
+
+const macrotask: () => Promise<void> =
+  typeof setImmediate === 'function'
+    ? () => new Promise((resolve) => setImmediate(resolve))
+    : () => new Promise((resolve) => setTimeout(resolve, 0));
 runtimeHooks.realize = realize;
 runtimeHooks.read = noteRead;
 runtimeHooks.realizeSync = realizeSync;
