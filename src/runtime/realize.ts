@@ -161,7 +161,7 @@ export async function realize(ts: readonly Tensor[]): Promise<void> {
     });
   }
   const now = Date.now();
-  const big = r !== null && r.c.program.outputSizes.some((n) => n >= BIG_RESULT);
+  const big = r?.c.program.outputSizes.some((n) => n >= BIG_RESULT);
   if (big || now - lastYield > 100) {
     lastYield = now;
     await macrotask();
