@@ -9,6 +9,13 @@ import './runtime/init';
 
 export { OutOfMemoryError } from './backends/wasm/backend';
 export { WorkerError } from './backends/wasm/scheduler/pool';
+export {
+  WebGPUDeviceLostError,
+  WebGPUExecutionError,
+  WebGPULimitError,
+  WebGPUUnavailableError,
+  WebGPUUnsupportedError,
+} from './backends/webgpu/errors';
 export { arange, eye, full, ones, tensor, zeros } from './creation';
 export {
   AdjointError,

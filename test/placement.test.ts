@@ -161,6 +161,53 @@ describe('placement', () => {
   });
 });
 
+describe('the cost model (auto)', () => {
+  const profile = (fast: boolean) => ({
+    dispatchNs: fast ? 10_000 : 200_000,
+    flopsPerNs: fast ? 2000 : 5,
+    bytesPerNs: fast ? 500 : 5,
+    transferBytesPerNs: 10,
+    readbackNs: 50_000,
+    fallback: false,
+  });
+  const setup = async (fast: boolean) => {
+    await init({ threads: 1 });
+    far = new FarBackend();
+    setDevices({
+      primary: activeBackend(),
+      gpu: far,
+      gpuMode: 'auto',
+      gpuProfile: profile(fast),
+      threads: 1,
+    });
+  };
+
+  it('a fast GPU gets the large matmul; small elementwise work stays on wasm', async () => {
+    await setup(true);
+    const a = random.normal([512, 512], { seed: 20 });
+    const big = matmul(a, a);
+    await big.data();
+    expect(big.device).toBe('webgpu');
+    const small = o.exp(random.normal([100], { seed: 21 }));
+    await small.data();
+    expect(small.device).toBe('wasm');
+  });
+
+  it('a slow GPU gets nothing, and neither does a fallback adapter', async () => {
+    await setup(false);
+    const a = random.normal([512, 512], { seed: 22 });
+    const big = matmul(a, a);
+    await big.data();
+    expect(big.device).toBe('wasm');
+    const ds = devices();
+    setDevices({ ...ds, gpuProfile: { ...profile(true), fallback: true } });
+    const again = matmul(a, a);
+    await again.data();
+    expect(again.device).toBe('wasm');
+    expect(far.runs).toBe(0);
+  });
+});
+
 describe('residency', () => {
   it('a value consumed far away twice keeps a copy there; a one-shot value does not', async () => {
     await withFar([], 0);

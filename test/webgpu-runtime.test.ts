@@ -32,6 +32,7 @@ import {
 } from '../src/index';
 import * as o from '../src/ops/api';
 import { devices, setDevices } from '../src/runtime/devices';
+import { measureGpu } from '../src/runtime/gpu';
 import { placementPolicy } from '../src/runtime/placement';
 import { expectClose } from './helpers';
 
@@ -101,6 +102,27 @@ describe('init', () => {
     const y = o.exp(random.normal([64, 64], { seed: 2 }));
     await y.data();
     expect(y.device).toBe('wasm');
+  });
+});
+
+describe('the cost model', () => {
+  it('measures an adapter: dispatch overhead, matmul and copy throughput (positive, finite)', async () => {
+    const backend = await WebGPUBackend.create({ gpu, tuning: 'guess' });
+    try {
+      const p = await measureGpu(backend);
+      for (const k of [
+        'dispatchNs',
+        'flopsPerNs',
+        'bytesPerNs',
+        'transferBytesPerNs',
+        'readbackNs',
+      ] as const) {
+        expect(Number.isFinite(p[k]) && p[k] > 0, `${k} = ${p[k]}`).toBe(true);
+      }
+      expect(p.fallback).toBe(true); // lavapipe
+    } finally {
+      backend.dispose();
+    }
   });
 });
 

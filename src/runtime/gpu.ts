@@ -92,7 +92,7 @@ function profileOf(b: WebGPUBackend): Promise<GpuProfile> {
   const a = b.adapter;
   const key = [a.vendor, a.architecture, a.device, a.description].join('|');
   let p = profiles.get(key);
-  if (!p) profiles.set(key, (p = measure(b)));
+  if (!p) profiles.set(key, (p = measureGpu(b)));
   return p;
 }
 
@@ -117,7 +117,7 @@ async function timed(b: WebGPUBackend, g: Graph, args: Float32Array[], reps: num
   }
 }
 
-async function measure(b: WebGPUBackend): Promise<GpuProfile> {
+export async function measureGpu(b: WebGPUBackend): Promise<GpuProfile> {
   const n = 512;
   const a = input(0, [n, n]);
   const c = input(1, [n, n]);
