@@ -1,60 +1,10 @@
 // Elementwise op codes, per-op SIMD definitions and the contiguous run loops
 // every elementwise kernel (plain, broadcast, fused) is built from.
 
+import { B_ADD, B_ADD_I32, B_DIV, B_EQUAL, B_EQUAL_I32, B_GREATER, B_GREATER_EQUAL, B_GREATER_EQUAL_I32, B_GREATER_I32, B_LESS, B_LESS_EQUAL, B_LESS_EQUAL_I32, B_LESS_I32, B_MAXIMUM, B_MAXIMUM_I32, B_MINIMUM, B_MINIMUM_I32, B_MUL, B_MUL_I32, B_NOT_EQUAL, B_NOT_EQUAL_I32, B_POW, B_SUB, B_SUB_I32, U_ABS, U_ABS_I32, U_CAST_F32_TO_I32, U_CAST_I32_TO_F32, U_CEIL, U_COPY, U_COS, U_EXP, U_FLOOR, U_LOG, U_LOG1P, U_NEG, U_NEG_I32, U_NOT_I32, U_RECIPROCAL, U_RELU, U_ROUND, U_RSQRT, U_SIGMOID, U_SIGN, U_SIN, U_SOFTPLUS, U_SQRT, U_SQUARE, U_TANH } from './opcodes';
 import { vexp, vlog, vlog1p, vsin, vcos, vtanh, vsigmoid, vsoftplus, vpow, vsel } from './math';
 
-export const U_COPY: i32 = 0;
-export const U_NEG: i32 = 1;
-export const U_ABS: i32 = 2;
-export const U_SIGN: i32 = 3;
-export const U_EXP: i32 = 4;
-export const U_LOG: i32 = 5;
-export const U_LOG1P: i32 = 6;
-export const U_SQRT: i32 = 7;
-export const U_SQUARE: i32 = 8;
-export const U_RECIPROCAL: i32 = 9;
-export const U_SIN: i32 = 10;
-export const U_COS: i32 = 11;
-export const U_TANH: i32 = 12;
-export const U_SIGMOID: i32 = 13;
-export const U_RELU: i32 = 14;
-export const U_SOFTPLUS: i32 = 15;
-export const U_I2F: i32 = 16;
-export const U_F2I: i32 = 17;
-export const U_NEG_I32: i32 = 18;
-export const U_ABS_I32: i32 = 19;
-export const U_RSQRT: i32 = 20;
-export const U_FLOOR: i32 = 21;
-export const U_CEIL: i32 = 22;
-export const U_ROUND: i32 = 23;
-export const U_NOT_I32: i32 = 24;
-export const U_COUNT: i32 = 25;
 
-export const B_ADD: i32 = 0;
-export const B_SUB: i32 = 1;
-export const B_MUL: i32 = 2;
-export const B_DIV: i32 = 3;
-export const B_POW: i32 = 4;
-export const B_MAX: i32 = 5;
-export const B_MIN: i32 = 6;
-export const B_GT: i32 = 7;
-export const B_LT: i32 = 8;
-export const B_EQ: i32 = 9;
-export const B_GE: i32 = 10;
-export const B_LE: i32 = 11;
-export const B_NE: i32 = 12;
-export const B_ADD_I32: i32 = 13;
-export const B_SUB_I32: i32 = 14;
-export const B_MUL_I32: i32 = 15;
-export const B_MAX_I32: i32 = 16;
-export const B_MIN_I32: i32 = 17;
-export const B_GT_I32: i32 = 18;
-export const B_LT_I32: i32 = 19;
-export const B_EQ_I32: i32 = 20;
-export const B_GE_I32: i32 = 21;
-export const B_LE_I32: i32 = 22;
-export const B_NE_I32: i32 = 23;
-export const B_COUNT: i32 = 24;
 
 
 @inline function one(m: v128): v128 {
@@ -433,8 +383,8 @@ export function unaryRun(op: i32, x: usize, out: usize, n: i32): void {
     case U_SIGMOID: unaryLoop<F_U_SIGMOID>(x, out, n); return;
     case U_RELU: unaryLoop<F_U_RELU>(x, out, n); return;
     case U_SOFTPLUS: unaryLoop<F_U_SOFTPLUS>(x, out, n); return;
-    case U_I2F: unaryLoop<F_U_I2F>(x, out, n); return;
-    case U_F2I: unaryLoop<F_U_F2I>(x, out, n); return;
+    case U_CAST_I32_TO_F32: unaryLoop<F_U_I2F>(x, out, n); return;
+    case U_CAST_F32_TO_I32: unaryLoop<F_U_F2I>(x, out, n); return;
     case U_NEG_I32: unaryLoop<F_U_NEG_I32>(x, out, n); return;
     case U_ABS_I32: unaryLoop<F_U_ABS_I32>(x, out, n); return;
     case U_RSQRT: unaryLoop<F_U_RSQRT>(x, out, n); return;
@@ -453,25 +403,25 @@ export function binaryRunVV(op: i32, a: usize, b: usize, out: usize, n: i32): vo
     case B_MUL: binaryLoop<F_B_MUL>(0, a, b, out, n); return;
     case B_DIV: binaryLoop<F_B_DIV>(0, a, b, out, n); return;
     case B_POW: binaryLoop<F_B_POW>(0, a, b, out, n); return;
-    case B_MAX: binaryLoop<F_B_MAX>(0, a, b, out, n); return;
-    case B_MIN: binaryLoop<F_B_MIN>(0, a, b, out, n); return;
-    case B_GT: binaryLoop<F_B_GT>(0, a, b, out, n); return;
-    case B_LT: binaryLoop<F_B_LT>(0, a, b, out, n); return;
-    case B_EQ: binaryLoop<F_B_EQ>(0, a, b, out, n); return;
-    case B_GE: binaryLoop<F_B_GE>(0, a, b, out, n); return;
-    case B_LE: binaryLoop<F_B_LE>(0, a, b, out, n); return;
-    case B_NE: binaryLoop<F_B_NE>(0, a, b, out, n); return;
+    case B_MAXIMUM: binaryLoop<F_B_MAX>(0, a, b, out, n); return;
+    case B_MINIMUM: binaryLoop<F_B_MIN>(0, a, b, out, n); return;
+    case B_GREATER: binaryLoop<F_B_GT>(0, a, b, out, n); return;
+    case B_LESS: binaryLoop<F_B_LT>(0, a, b, out, n); return;
+    case B_EQUAL: binaryLoop<F_B_EQ>(0, a, b, out, n); return;
+    case B_GREATER_EQUAL: binaryLoop<F_B_GE>(0, a, b, out, n); return;
+    case B_LESS_EQUAL: binaryLoop<F_B_LE>(0, a, b, out, n); return;
+    case B_NOT_EQUAL: binaryLoop<F_B_NE>(0, a, b, out, n); return;
     case B_ADD_I32: binaryLoop<F_B_ADD_I32>(0, a, b, out, n); return;
     case B_SUB_I32: binaryLoop<F_B_SUB_I32>(0, a, b, out, n); return;
     case B_MUL_I32: binaryLoop<F_B_MUL_I32>(0, a, b, out, n); return;
-    case B_MAX_I32: binaryLoop<F_B_MAX_I32>(0, a, b, out, n); return;
-    case B_MIN_I32: binaryLoop<F_B_MIN_I32>(0, a, b, out, n); return;
-    case B_GT_I32: binaryLoop<F_B_GT_I32>(0, a, b, out, n); return;
-    case B_LT_I32: binaryLoop<F_B_LT_I32>(0, a, b, out, n); return;
-    case B_EQ_I32: binaryLoop<F_B_EQ_I32>(0, a, b, out, n); return;
-    case B_GE_I32: binaryLoop<F_B_GE_I32>(0, a, b, out, n); return;
-    case B_LE_I32: binaryLoop<F_B_LE_I32>(0, a, b, out, n); return;
-    case B_NE_I32: binaryLoop<F_B_NE_I32>(0, a, b, out, n); return;
+    case B_MAXIMUM_I32: binaryLoop<F_B_MAX_I32>(0, a, b, out, n); return;
+    case B_MINIMUM_I32: binaryLoop<F_B_MIN_I32>(0, a, b, out, n); return;
+    case B_GREATER_I32: binaryLoop<F_B_GT_I32>(0, a, b, out, n); return;
+    case B_LESS_I32: binaryLoop<F_B_LT_I32>(0, a, b, out, n); return;
+    case B_EQUAL_I32: binaryLoop<F_B_EQ_I32>(0, a, b, out, n); return;
+    case B_GREATER_EQUAL_I32: binaryLoop<F_B_GE_I32>(0, a, b, out, n); return;
+    case B_LESS_EQUAL_I32: binaryLoop<F_B_LE_I32>(0, a, b, out, n); return;
+    case B_NOT_EQUAL_I32: binaryLoop<F_B_NE_I32>(0, a, b, out, n); return;
   }
 }
 
@@ -483,25 +433,25 @@ export function binaryRunVS(op: i32, a: usize, b: usize, out: usize, n: i32): vo
     case B_MUL: binaryLoop<F_B_MUL>(1, a, b, out, n); return;
     case B_DIV: binaryLoop<F_B_DIV>(1, a, b, out, n); return;
     case B_POW: binaryLoop<F_B_POW>(1, a, b, out, n); return;
-    case B_MAX: binaryLoop<F_B_MAX>(1, a, b, out, n); return;
-    case B_MIN: binaryLoop<F_B_MIN>(1, a, b, out, n); return;
-    case B_GT: binaryLoop<F_B_GT>(1, a, b, out, n); return;
-    case B_LT: binaryLoop<F_B_LT>(1, a, b, out, n); return;
-    case B_EQ: binaryLoop<F_B_EQ>(1, a, b, out, n); return;
-    case B_GE: binaryLoop<F_B_GE>(1, a, b, out, n); return;
-    case B_LE: binaryLoop<F_B_LE>(1, a, b, out, n); return;
-    case B_NE: binaryLoop<F_B_NE>(1, a, b, out, n); return;
+    case B_MAXIMUM: binaryLoop<F_B_MAX>(1, a, b, out, n); return;
+    case B_MINIMUM: binaryLoop<F_B_MIN>(1, a, b, out, n); return;
+    case B_GREATER: binaryLoop<F_B_GT>(1, a, b, out, n); return;
+    case B_LESS: binaryLoop<F_B_LT>(1, a, b, out, n); return;
+    case B_EQUAL: binaryLoop<F_B_EQ>(1, a, b, out, n); return;
+    case B_GREATER_EQUAL: binaryLoop<F_B_GE>(1, a, b, out, n); return;
+    case B_LESS_EQUAL: binaryLoop<F_B_LE>(1, a, b, out, n); return;
+    case B_NOT_EQUAL: binaryLoop<F_B_NE>(1, a, b, out, n); return;
     case B_ADD_I32: binaryLoop<F_B_ADD_I32>(1, a, b, out, n); return;
     case B_SUB_I32: binaryLoop<F_B_SUB_I32>(1, a, b, out, n); return;
     case B_MUL_I32: binaryLoop<F_B_MUL_I32>(1, a, b, out, n); return;
-    case B_MAX_I32: binaryLoop<F_B_MAX_I32>(1, a, b, out, n); return;
-    case B_MIN_I32: binaryLoop<F_B_MIN_I32>(1, a, b, out, n); return;
-    case B_GT_I32: binaryLoop<F_B_GT_I32>(1, a, b, out, n); return;
-    case B_LT_I32: binaryLoop<F_B_LT_I32>(1, a, b, out, n); return;
-    case B_EQ_I32: binaryLoop<F_B_EQ_I32>(1, a, b, out, n); return;
-    case B_GE_I32: binaryLoop<F_B_GE_I32>(1, a, b, out, n); return;
-    case B_LE_I32: binaryLoop<F_B_LE_I32>(1, a, b, out, n); return;
-    case B_NE_I32: binaryLoop<F_B_NE_I32>(1, a, b, out, n); return;
+    case B_MAXIMUM_I32: binaryLoop<F_B_MAX_I32>(1, a, b, out, n); return;
+    case B_MINIMUM_I32: binaryLoop<F_B_MIN_I32>(1, a, b, out, n); return;
+    case B_GREATER_I32: binaryLoop<F_B_GT_I32>(1, a, b, out, n); return;
+    case B_LESS_I32: binaryLoop<F_B_LT_I32>(1, a, b, out, n); return;
+    case B_EQUAL_I32: binaryLoop<F_B_EQ_I32>(1, a, b, out, n); return;
+    case B_GREATER_EQUAL_I32: binaryLoop<F_B_GE_I32>(1, a, b, out, n); return;
+    case B_LESS_EQUAL_I32: binaryLoop<F_B_LE_I32>(1, a, b, out, n); return;
+    case B_NOT_EQUAL_I32: binaryLoop<F_B_NE_I32>(1, a, b, out, n); return;
   }
 }
 
@@ -513,25 +463,25 @@ export function binaryRunSV(op: i32, a: usize, b: usize, out: usize, n: i32): vo
     case B_MUL: binaryLoop<F_B_MUL>(2, a, b, out, n); return;
     case B_DIV: binaryLoop<F_B_DIV>(2, a, b, out, n); return;
     case B_POW: binaryLoop<F_B_POW>(2, a, b, out, n); return;
-    case B_MAX: binaryLoop<F_B_MAX>(2, a, b, out, n); return;
-    case B_MIN: binaryLoop<F_B_MIN>(2, a, b, out, n); return;
-    case B_GT: binaryLoop<F_B_GT>(2, a, b, out, n); return;
-    case B_LT: binaryLoop<F_B_LT>(2, a, b, out, n); return;
-    case B_EQ: binaryLoop<F_B_EQ>(2, a, b, out, n); return;
-    case B_GE: binaryLoop<F_B_GE>(2, a, b, out, n); return;
-    case B_LE: binaryLoop<F_B_LE>(2, a, b, out, n); return;
-    case B_NE: binaryLoop<F_B_NE>(2, a, b, out, n); return;
+    case B_MAXIMUM: binaryLoop<F_B_MAX>(2, a, b, out, n); return;
+    case B_MINIMUM: binaryLoop<F_B_MIN>(2, a, b, out, n); return;
+    case B_GREATER: binaryLoop<F_B_GT>(2, a, b, out, n); return;
+    case B_LESS: binaryLoop<F_B_LT>(2, a, b, out, n); return;
+    case B_EQUAL: binaryLoop<F_B_EQ>(2, a, b, out, n); return;
+    case B_GREATER_EQUAL: binaryLoop<F_B_GE>(2, a, b, out, n); return;
+    case B_LESS_EQUAL: binaryLoop<F_B_LE>(2, a, b, out, n); return;
+    case B_NOT_EQUAL: binaryLoop<F_B_NE>(2, a, b, out, n); return;
     case B_ADD_I32: binaryLoop<F_B_ADD_I32>(2, a, b, out, n); return;
     case B_SUB_I32: binaryLoop<F_B_SUB_I32>(2, a, b, out, n); return;
     case B_MUL_I32: binaryLoop<F_B_MUL_I32>(2, a, b, out, n); return;
-    case B_MAX_I32: binaryLoop<F_B_MAX_I32>(2, a, b, out, n); return;
-    case B_MIN_I32: binaryLoop<F_B_MIN_I32>(2, a, b, out, n); return;
-    case B_GT_I32: binaryLoop<F_B_GT_I32>(2, a, b, out, n); return;
-    case B_LT_I32: binaryLoop<F_B_LT_I32>(2, a, b, out, n); return;
-    case B_EQ_I32: binaryLoop<F_B_EQ_I32>(2, a, b, out, n); return;
-    case B_GE_I32: binaryLoop<F_B_GE_I32>(2, a, b, out, n); return;
-    case B_LE_I32: binaryLoop<F_B_LE_I32>(2, a, b, out, n); return;
-    case B_NE_I32: binaryLoop<F_B_NE_I32>(2, a, b, out, n); return;
+    case B_MAXIMUM_I32: binaryLoop<F_B_MAX_I32>(2, a, b, out, n); return;
+    case B_MINIMUM_I32: binaryLoop<F_B_MIN_I32>(2, a, b, out, n); return;
+    case B_GREATER_I32: binaryLoop<F_B_GT_I32>(2, a, b, out, n); return;
+    case B_LESS_I32: binaryLoop<F_B_LT_I32>(2, a, b, out, n); return;
+    case B_EQUAL_I32: binaryLoop<F_B_EQ_I32>(2, a, b, out, n); return;
+    case B_GREATER_EQUAL_I32: binaryLoop<F_B_GE_I32>(2, a, b, out, n); return;
+    case B_LESS_EQUAL_I32: binaryLoop<F_B_LE_I32>(2, a, b, out, n); return;
+    case B_NOT_EQUAL_I32: binaryLoop<F_B_NE_I32>(2, a, b, out, n); return;
   }
 }
 
@@ -543,25 +493,25 @@ export function binaryRunStrided(op: i32, a: usize, sa: i32, b: usize, sb: i32, 
     case B_MUL: binaryLoopStrided<F_B_MUL>(a, sa, b, sb, out, n); return;
     case B_DIV: binaryLoopStrided<F_B_DIV>(a, sa, b, sb, out, n); return;
     case B_POW: binaryLoopStrided<F_B_POW>(a, sa, b, sb, out, n); return;
-    case B_MAX: binaryLoopStrided<F_B_MAX>(a, sa, b, sb, out, n); return;
-    case B_MIN: binaryLoopStrided<F_B_MIN>(a, sa, b, sb, out, n); return;
-    case B_GT: binaryLoopStrided<F_B_GT>(a, sa, b, sb, out, n); return;
-    case B_LT: binaryLoopStrided<F_B_LT>(a, sa, b, sb, out, n); return;
-    case B_EQ: binaryLoopStrided<F_B_EQ>(a, sa, b, sb, out, n); return;
-    case B_GE: binaryLoopStrided<F_B_GE>(a, sa, b, sb, out, n); return;
-    case B_LE: binaryLoopStrided<F_B_LE>(a, sa, b, sb, out, n); return;
-    case B_NE: binaryLoopStrided<F_B_NE>(a, sa, b, sb, out, n); return;
+    case B_MAXIMUM: binaryLoopStrided<F_B_MAX>(a, sa, b, sb, out, n); return;
+    case B_MINIMUM: binaryLoopStrided<F_B_MIN>(a, sa, b, sb, out, n); return;
+    case B_GREATER: binaryLoopStrided<F_B_GT>(a, sa, b, sb, out, n); return;
+    case B_LESS: binaryLoopStrided<F_B_LT>(a, sa, b, sb, out, n); return;
+    case B_EQUAL: binaryLoopStrided<F_B_EQ>(a, sa, b, sb, out, n); return;
+    case B_GREATER_EQUAL: binaryLoopStrided<F_B_GE>(a, sa, b, sb, out, n); return;
+    case B_LESS_EQUAL: binaryLoopStrided<F_B_LE>(a, sa, b, sb, out, n); return;
+    case B_NOT_EQUAL: binaryLoopStrided<F_B_NE>(a, sa, b, sb, out, n); return;
     case B_ADD_I32: binaryLoopStrided<F_B_ADD_I32>(a, sa, b, sb, out, n); return;
     case B_SUB_I32: binaryLoopStrided<F_B_SUB_I32>(a, sa, b, sb, out, n); return;
     case B_MUL_I32: binaryLoopStrided<F_B_MUL_I32>(a, sa, b, sb, out, n); return;
-    case B_MAX_I32: binaryLoopStrided<F_B_MAX_I32>(a, sa, b, sb, out, n); return;
-    case B_MIN_I32: binaryLoopStrided<F_B_MIN_I32>(a, sa, b, sb, out, n); return;
-    case B_GT_I32: binaryLoopStrided<F_B_GT_I32>(a, sa, b, sb, out, n); return;
-    case B_LT_I32: binaryLoopStrided<F_B_LT_I32>(a, sa, b, sb, out, n); return;
-    case B_EQ_I32: binaryLoopStrided<F_B_EQ_I32>(a, sa, b, sb, out, n); return;
-    case B_GE_I32: binaryLoopStrided<F_B_GE_I32>(a, sa, b, sb, out, n); return;
-    case B_LE_I32: binaryLoopStrided<F_B_LE_I32>(a, sa, b, sb, out, n); return;
-    case B_NE_I32: binaryLoopStrided<F_B_NE_I32>(a, sa, b, sb, out, n); return;
+    case B_MAXIMUM_I32: binaryLoopStrided<F_B_MAX_I32>(a, sa, b, sb, out, n); return;
+    case B_MINIMUM_I32: binaryLoopStrided<F_B_MIN_I32>(a, sa, b, sb, out, n); return;
+    case B_GREATER_I32: binaryLoopStrided<F_B_GT_I32>(a, sa, b, sb, out, n); return;
+    case B_LESS_I32: binaryLoopStrided<F_B_LT_I32>(a, sa, b, sb, out, n); return;
+    case B_EQUAL_I32: binaryLoopStrided<F_B_EQ_I32>(a, sa, b, sb, out, n); return;
+    case B_GREATER_EQUAL_I32: binaryLoopStrided<F_B_GE_I32>(a, sa, b, sb, out, n); return;
+    case B_LESS_EQUAL_I32: binaryLoopStrided<F_B_LE_I32>(a, sa, b, sb, out, n); return;
+    case B_NOT_EQUAL_I32: binaryLoopStrided<F_B_NE_I32>(a, sa, b, sb, out, n); return;
   }
 }
 

@@ -1,21 +1,10 @@
 // Reductions over the middle axis of a [outer, len, inner] view (contiguous).
 // out has outer*inner elements.
 
+import { R_ARGMAX, R_ARGMIN, R_LOGSUMEXP, R_MAX, R_MAX_I32, R_MEAN, R_MIN, R_MIN_I32, R_PROD, R_SUM, R_SUM_I32, R_SUM_SQUARES } from './opcodes';
 import { vexp, vlog, vsel } from './math';
 import { loadPart, storePart } from './ops';
 
-export const R_SUM: i32 = 0;
-export const R_MEAN: i32 = 1;
-export const R_MAX: i32 = 2;
-export const R_MIN: i32 = 3;
-export const R_PROD: i32 = 4;
-export const R_LOGSUMEXP: i32 = 5;
-export const R_ARGMAX: i32 = 6; // int32 out
-export const R_ARGMIN: i32 = 7; // int32 out
-export const R_SUMSQ: i32 = 8;
-export const R_SUM_I32: i32 = 9; // int32 in/out
-export const R_MAX_I32: i32 = 10;
-export const R_MIN_I32: i32 = 11;
 
 
 
@@ -470,7 +459,7 @@ export function reduceAxis(op: i32, x: usize, out: usize, outer: i32, len: i32, 
     case R_MAX: reduceSimple<RMax>(R_MAX, x, out, outer, len, inner); return;
     case R_MIN: reduceSimple<RMin>(R_MIN, x, out, outer, len, inner); return;
     case R_PROD: reduceSimple<RProd>(R_PROD, x, out, outer, len, inner); return;
-    case R_SUMSQ: reduceSimple<RSumSq>(R_SUMSQ, x, out, outer, len, inner); return;
+    case R_SUM_SQUARES: reduceSimple<RSumSq>(R_SUM_SQUARES, x, out, outer, len, inner); return;
     case R_SUM_I32: reduceSimple<RSumI32>(R_SUM_I32, x, out, outer, len, inner); return;
     case R_MAX_I32: reduceSimple<RMaxI32>(R_MAX_I32, x, out, outer, len, inner); return;
     case R_MIN_I32: reduceSimple<RMinI32>(R_MIN_I32, x, out, outer, len, inner); return;
@@ -482,5 +471,5 @@ export function reduceAxis(op: i32, x: usize, out: usize, outer: i32, len: i32, 
 
 /** Sum of squares of n contiguous floats, accumulated in f64 across blocks. */
 export function sumSquares(x: usize, n: i32): f64 {
-  return rowReduceF<RSumSq>(R_SUMSQ, x, n);
+  return rowReduceF<RSumSq>(R_SUM_SQUARES, x, n);
 }

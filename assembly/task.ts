@@ -20,6 +20,7 @@
 // `scratch` is the calling thread's own region: 256 bytes for a descriptor copy, then kernel
 // scratch (matmul packing, fused tiles).
 
+import { T_BINARY, T_FILL, T_FUSED, T_MATMUL, T_REDUCE, T_SOFTMAX, T_STRIDED, T_UNARY, T_WHERE } from './opcodes';
 import { matmul } from './matmul';
 import { fusedRange, TILE } from './fused';
 import { unaryRun, binaryRun, whereRun, fillRun } from './ops';
@@ -27,15 +28,6 @@ import { reduceAxis } from './reduce';
 import { softmaxRows } from './softmax';
 import { binaryStrided, whereStrided, copyStrided, DESC_WORDS } from './strided';
 
-export const T_MATMUL: i32 = 1;
-export const T_FUSED: i32 = 2;
-export const T_UNARY: i32 = 3;
-export const T_BINARY: i32 = 4;
-export const T_WHERE: i32 = 5;
-export const T_FILL: i32 = 6;
-export const T_REDUCE: i32 = 7;
-export const T_SOFTMAX: i32 = 8;
-export const T_STRIDED: i32 = 9;
 
 export const TASK_DESC_BYTES: i32 = 256;
 

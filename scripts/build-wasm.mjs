@@ -3,6 +3,7 @@
 // output is newer than every kernel source: a rebuild costs ~30 s of a 2-core machine.
 import { spawn } from 'node:child_process';
 import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
+import './gen-opcodes.mjs';
 
 const config = JSON.parse(readFileSync('asconfig.json', 'utf8'));
 const sources = [

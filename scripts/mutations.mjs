@@ -528,7 +528,8 @@ function makeBase() {
     mkdirSync(path.dirname(to), { recursive: true });
     if (statSync(path.join(ROOT, f)).isFile()) cpSync(path.join(ROOT, f), to, { preserveTimestamps: true });
   }
-  for (const d of ['src/wasm', 'dist'])
+  // build outputs, and the generated op-code files (scripts/gen-opcodes.mjs)
+  for (const d of ['src/wasm', 'dist', 'assembly/opcodes.ts', 'src/backends/opcodes.ts'])
     if (existsSync(path.join(ROOT, d)))
       cpSync(path.join(ROOT, d), path.join(base, d), { recursive: true, preserveTimestamps: true });
   return files.length;
@@ -591,6 +592,8 @@ async function buildWasm(dir, log, { force, targets }) {
       dir,
       log,
     );
+  const gen = await run(node, ['scripts/gen-opcodes.mjs'], dir, log);
+  if (gen.code !== 0) return gen;
   const started = Date.now();
   const queue = [...targets];
   let code = 0;

@@ -76,6 +76,7 @@ import {
   stridesOf as contiguousStrides,
   sizeOf,
 } from '../../shape';
+import { BINARY_WRITES_INT32, type BinaryOpCode, type ReduceOpCode, type UnaryOpCode } from '../opcodes';
 import type { WasmAllocator } from './memory';
 
 export { broadcastStrides, contiguousStrides };
@@ -85,89 +86,19 @@ export function broadcastShapes(...shapes: ReadonlyArray<readonly number[]>): nu
   return shapes.reduce<number[]>((acc, s) => broadcastPair('kernels', acc, s), []);
 }
 
-export const UnaryOp = {
-  copy: 0,
-  neg: 1,
-  abs: 2,
-  sign: 3,
-  exp: 4,
-  log: 5,
-  log1p: 6,
-  sqrt: 7,
-  square: 8,
-  reciprocal: 9,
-  sin: 10,
-  cos: 11,
-  tanh: 12,
-  sigmoid: 13,
-  relu: 14,
-  softplus: 15,
-  /** int32 -> float32 */
-  castI32ToF32: 16,
-  /** float32 -> int32, truncating, saturating (nan -> 0) */
-  castF32ToI32: 17,
-  negI32: 18,
-  absI32: 19,
-  rsqrt: 20,
-  floor: 21,
-  ceil: 22,
-  /** round half to even */
-  round: 23,
-  /** int32 logical not: x == 0 ? 1 : 0 */
-  notI32: 24,
-} as const;
-export type UnaryOpCode = (typeof UnaryOp)[keyof typeof UnaryOp];
+// Op codes come from their one definition (src/backends/opcodes.json), shared with the kernels.
+export {
+  BinaryOp,
+  type BinaryOpCode,
+  ReduceOp,
+  type ReduceOpCode,
+  UnaryOp,
+  type UnaryOpCode,
+} from '../opcodes';
 
-/** Binary ops. Comparisons (greater … notEqual, and all *I32 comparisons) write int32 1/0. */
-export const BinaryOp = {
-  add: 0,
-  sub: 1,
-  mul: 2,
-  div: 3,
-  pow: 4,
-  maximum: 5,
-  minimum: 6,
-  greater: 7,
-  less: 8,
-  equal: 9,
-  greaterEqual: 10,
-  lessEqual: 11,
-  notEqual: 12,
-  addI32: 13,
-  subI32: 14,
-  mulI32: 15,
-  maximumI32: 16,
-  minimumI32: 17,
-  greaterI32: 18,
-  lessI32: 19,
-  equalI32: 20,
-  greaterEqualI32: 21,
-  lessEqualI32: 22,
-  notEqualI32: 23,
-} as const;
-export type BinaryOpCode = (typeof BinaryOp)[keyof typeof BinaryOp];
-
-export const ReduceOp = {
-  sum: 0,
-  mean: 1,
-  max: 2,
-  min: 3,
-  prod: 4,
-  logsumexp: 5,
-  /** int32 out; first occurrence; nan counts as the maximum */
-  argmax: 6,
-  argmin: 7,
-  sumSquares: 8,
-  sumI32: 9,
-  maxI32: 10,
-  minI32: 11,
-} as const;
-export type ReduceOpCode = (typeof ReduceOp)[keyof typeof ReduceOp];
-
-const COMPARISONS = new Set<number>([7, 8, 9, 10, 11, 12, 18, 19, 20, 21, 22, 23]);
 /** True when the binary op writes int32. */
 export function binaryOutputIsInt(op: BinaryOpCode): boolean {
-  return COMPARISONS.has(op) || (op >= 13 && op <= 17);
+  return BINARY_WRITES_INT32.has(op);
 }
 
 /** Raw exports of the kernel module. */

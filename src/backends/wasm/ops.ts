@@ -77,56 +77,28 @@ export interface StepContext {
 
 export type KernelBuilder = (n: GNode, ctx: StepContext) => StepFn | null;
 
-const f32Unary: Record<string, UnaryOpCode> = {
-  neg: UnaryOp.neg,
-  abs: UnaryOp.abs,
-  sign: UnaryOp.sign,
-  exp: UnaryOp.exp,
-  log: UnaryOp.log,
-  log1p: UnaryOp.log1p,
-  sqrt: UnaryOp.sqrt,
-  square: UnaryOp.square,
-  reciprocal: UnaryOp.reciprocal,
-  sin: UnaryOp.sin,
-  cos: UnaryOp.cos,
-  tanh: UnaryOp.tanh,
-  sigmoid: UnaryOp.sigmoid,
-  relu: UnaryOp.relu,
-  softplus: UnaryOp.softplus,
-};
-const i32Unary: Record<string, UnaryOpCode> = { neg: UnaryOp.negI32, abs: UnaryOp.absI32 };
-
-const f32Binary: Record<string, BinaryOpCode> = {
-  add: BinaryOp.add,
-  sub: BinaryOp.sub,
-  mul: BinaryOp.mul,
-  div: BinaryOp.div,
-  pow: BinaryOp.pow,
-  maximum: BinaryOp.maximum,
-  minimum: BinaryOp.minimum,
-  greater: BinaryOp.greater,
-  less: BinaryOp.less,
-  equal: BinaryOp.equal,
-};
-const i32Binary: Record<string, BinaryOpCode> = {
-  add: BinaryOp.addI32,
-  sub: BinaryOp.subI32,
-  mul: BinaryOp.mulI32,
-  maximum: BinaryOp.maximumI32,
-  minimum: BinaryOp.minimumI32,
-  greater: BinaryOp.greaterI32,
-  less: BinaryOp.lessI32,
-  equal: BinaryOp.equalI32,
-};
+/**
+ * Kernel op codes by naming rule, from the one op-code table (src/backends/opcodes.json): a
+ * float32 graph op runs the kernel op of the same name, an int32 one the name + 'I32'. A graph op
+ * with no such kernel op runs the host fallback.
+ */
+function codeOf<T extends Record<string, number>>(
+  table: T,
+  op: string,
+  int: boolean,
+): T[keyof T] | undefined {
+  const name = int ? `${op}I32` : op;
+  return Object.hasOwn(table, name) && name !== 'copy' ? (table[name] as T[keyof T]) : undefined;
+}
 
 /** The unary kernel op of a node, or undefined. The dtype that matters is the input's. */
 export function unaryCode(n: GNode): UnaryOpCode | undefined {
   if (n.op === 'cast') return n.dtype === 'int32' ? UnaryOp.castF32ToI32 : UnaryOp.castI32ToF32;
-  return (n.inputs[0]?.dtype === 'int32' ? i32Unary : f32Unary)[n.op];
+  return codeOf(UnaryOp, n.op, n.inputs[0]?.dtype === 'int32');
 }
 
 export function binaryCode(n: GNode): BinaryOpCode | undefined {
-  return (n.inputs[0]?.dtype === 'int32' ? i32Binary : f32Binary)[n.op];
+  return codeOf(BinaryOp, n.op, n.inputs[0]?.dtype === 'int32');
 }
 
 const unary: KernelBuilder = (n, ctx) => {
@@ -576,10 +548,12 @@ export const wasmKernels: Record<string, KernelBuilder> = {
   softmaxCrossEntropy,
   softmaxCrossEntropyGrad,
 };
-for (const op of Object.keys(f32Unary))
+// Every kernel op named like a graph op serves it (codeOf: the int32 variant by its suffix).
+const graphOpName = (k: string) => k !== 'copy' && !k.endsWith('I32') && !k.startsWith('cast');
+for (const op of Object.keys(UnaryOp).filter(graphOpName))
   wasmKernels[op] = (n, ctx) => (unaryCode(n) === undefined ? null : unary(n, ctx));
 wasmKernels.cast = unary;
-for (const op of Object.keys(f32Binary))
+for (const op of Object.keys(BinaryOp).filter(graphOpName))
   wasmKernels[op] = (n, ctx) => (binaryCode(n) === undefined ? null : binary(n, ctx));
 
 /** Runs the op's float64 reference on host copies of its inputs: the safety net for rare cases. */

@@ -5,18 +5,8 @@
  */
 export { COMMAND, CTL, KILL_EXIT, KILL_THROW, MAX_CHUNKS, STATE } from '../../../../workers/protocol.js';
 
-/** Task kinds of assembly/task.ts. */
-export const TaskKind = {
-  matmul: 1,
-  fused: 2,
-  unary: 3,
-  binary: 4,
-  where: 5,
-  fill: 6,
-  reduce: 7,
-  softmax: 8,
-  strided: 9,
-} as const;
+/** Task kinds of assembly/task.ts, from their one definition (src/backends/opcodes.json). */
+export { TaskKind } from '../../opcodes';
 
 /** Bytes at the start of each thread's scratch region that runTask keeps for a descriptor copy. */
 export const TASK_DESC_BYTES = 256;
