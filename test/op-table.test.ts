@@ -27,12 +27,10 @@ describe('the op-code table', () => {
   it('the generated AssemblyScript matches its definition', () => {
     const as = readFileSync('assembly/opcodes.ts', 'utf8');
     const snake = (n: string) => n.replace(/([a-z0-9])([A-Z])/g, '$1_$2').toUpperCase();
-    table.unary.forEach((n: string, i: number) =>
-      expect(as).toContain(`export const U_${snake(n)}: i32 = ${i};`),
-    );
-    table.task.forEach((n: string, i: number) =>
-      expect(as).toContain(`export const T_${snake(n)}: i32 = ${i + 1};`),
-    );
+    for (const [i, n] of (table.unary as string[]).entries())
+      expect(as).toContain(`export const U_${snake(n)}: i32 = ${i};`);
+    for (const [i, n] of (table.task as string[]).entries())
+      expect(as).toContain(`export const T_${snake(n)}: i32 = ${i + 1};`);
   });
 });
 
