@@ -5,6 +5,8 @@ import { measure } from './lib/measure.mjs';
 import { casesFor, inputsFor } from './workloads.mjs';
 
 const cfg = JSON.parse(process.argv[2]);
+// 'adjoint' | 'adjoint-webgpu' | 'adjoint-auto' | 'adjoint-wasm' | 'tfjs-wasm' | 'tfjs-cpu' | 'tfjs-webgpu'
+const [lib, backend] = cfg.impl.split('-');
 const send = (m) => new Promise((res) => process.send(m, res));
 const note = (text) => send({ type: 'note', text });
 
@@ -25,13 +27,14 @@ function timingFor(c) {
     budgetMs: q ? 800 : 2500,
     hardCapMs: q ? 6000 : 12000,
     slowMs: cfg.impl === 'tfjs-cpu' ? 20000 : 30000,
-    slowPolicy: cfg.impl === 'adjoint' ? 'cold' : 'skip',
+    slowPolicy: lib === 'adjoint' ? 'cold' : 'skip',
+    slowWarmupRuns: cfg.webgpu ? 2 : 1, // a GPU's first call compiles its pipelines
     checkRuns: c.kind === 'mlp' ? 3 : 1,
   };
   if (c.heavy) {
     o.minReps = q ? 2 : 3;
     o.maxReps = q ? 5 : 10;
-    o.hardCapMs = q ? 5000 : 10000;
+    o.hardCapMs = q ? 5000 : cfg.webgpu ? 20000 : 10000; // lavapipe: 6–10 s a rep at n = 2048
   }
   if (cfg.impl === 'tfjs-cpu' && c.heavy) {
     o.minReps = 1;
@@ -40,9 +43,15 @@ function timingFor(c) {
   return o;
 }
 
+/** A result without its outputs; with the GPU counters' increase per timed rep, where probed. */
 function summary(r) {
-  const { outputs, ...rest } = r;
-  return rest;
+  const { outputs, probes, ...rest } = r;
+  if (!probes || !r.times.length) return rest;
+  const [a, b] = probes;
+  return {
+    ...rest,
+    perRep: Object.fromEntries(Object.keys(b).map((k) => [k, (b[k] - a[k]) / r.times.length])),
+  };
 }
 
 async function runCases(impl, cases, rowSuffix = '') {
@@ -57,8 +66,8 @@ async function runCases(impl, cases, rowSuffix = '') {
 
 /** Runs every row of one case; returns the time (ms) to base the next case's prediction on. */
 async function runCase(impl, c, prev, rowSuffix) {
-  const opts = timingFor(c);
-  const predictSkip = cfg.impl === 'tfjs-cpu' || (cfg.impl === 'adjoint' && cfg.skipAdjointSlow);
+  const opts = { ...timingFor(c), probe: cfg.webgpu ? impl.counters : undefined };
+  const predictSkip = cfg.impl === 'tfjs-cpu' || (lib === 'adjoint' && cfg.skipAdjointSlow);
   if (predictSkip && prev !== null && c.grow) {
     const predicted = prev * c.grow;
     if (predicted > opts.slowMs) {
@@ -114,8 +123,8 @@ function errText(e) {
 }
 
 async function main() {
-  const cases = casesFor(cfg.workload, { quick: cfg.quick });
-  if (cfg.impl === 'adjoint') {
+  const cases = casesFor(cfg.workload, cfg);
+  if (lib === 'adjoint') {
     const impl = await import('./impl/adjoint.mjs');
     if (cfg.workload === 't') {
       // Worker-pool scaling: the same process, init({ threads }) called again to switch.
@@ -132,13 +141,13 @@ async function main() {
         await runCases(impl, cases, `@${n}`);
       }
     } else {
-      const info = await impl.setup({ threads: cfg.threads });
+      const info = await impl.setup({ threads: cfg.threads, gpuBackend: backend });
       await send({ type: 'info', info });
       await runCases(impl, cases);
     }
   } else {
     const impl = await import('./impl/tfjs.mjs');
-    const info = await impl.setup({ backend: cfg.impl === 'tfjs-wasm' ? 'wasm' : 'cpu' });
+    const info = await impl.setup({ backend });
     await send({ type: 'info', info });
     await runCases(impl, cases);
   }

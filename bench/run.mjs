@@ -1,9 +1,11 @@
 #!/usr/bin/env node
 // adjoint benchmark harness: adjoint vs TensorFlow.js (wasm and cpu backends), side by side, in
-// one run. Each (workload, implementation) runs in its own child process (bench/child.mjs), one
-// at a time, so a crash, a hang or a slow case in one of them costs only its own rows.
+// one run; with --webgpu, adjoint's 'webgpu' backend vs TF.js's WebGPU backend and adjoint's
+// 'auto' placement vs 'wasm'. Each (workload, implementation) runs in its own child process
+// (bench/child.mjs), one at a time, so a crash, a hang or a slow case in one of them costs only
+// its own rows.
 //
-//   node bench/run.mjs [--quick] [--only a,b,c,d,t] [--impl adjoint,tfjs-wasm,tfjs-cpu]
+//   node bench/run.mjs [--quick] [--webgpu] [--only a,b,c,d,t] [--impl adjoint,tfjs-wasm,tfjs-cpu]
 //                      [--threads N] [--skip-adjoint-slow] [--case-timeout S] [--json out.json]
 import { execFileSync, fork } from 'node:child_process';
 import fs from 'node:fs';
@@ -16,14 +18,39 @@ import { casesFor, ORDER, WORKLOADS } from './workloads.mjs';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const root = path.dirname(here);
-const IMPLS = ['tfjs-wasm', 'adjoint', 'tfjs-cpu']; // run order: the reference (tfjs-wasm) first
-const ROW_ORDER = ['adjoint', 'adjoint-jit', 'tfjs-wasm', 'tfjs-cpu'];
+/**
+ * The two kinds of run. impls: in run order, the reference (outputs compared against) first;
+ * rows: table order (an adjoint row's -jit variant follows it); bases: the rows ratios are taken
+ * against. --webgpu offers the Dawn GPU to every adjoint row ('wasm' leaves it unused).
+ */
+const MODES = {
+  cpu: {
+    impls: ['tfjs-wasm', 'adjoint', 'tfjs-cpu'],
+    rows: ['adjoint', 'tfjs-wasm', 'tfjs-cpu'],
+    ref: 'tfjs-wasm',
+    bases: ['adjoint'],
+    workloads: ORDER,
+  },
+  webgpu: {
+    impls: ['adjoint-wasm', 'adjoint-webgpu', 'tfjs-webgpu', 'adjoint-auto'],
+    rows: ['adjoint-webgpu', 'tfjs-webgpu', 'adjoint-auto', 'adjoint-wasm'],
+    ref: 'adjoint-wasm',
+    bases: ['adjoint-webgpu', 'adjoint-wasm'],
+    workloads: ['a', 'b', 'c', 'd'],
+  },
+};
+const modeOf = (opts) => MODES[opts.webgpu ? 'webgpu' : 'cpu'];
+const rowRank = (mode, row) =>
+  2 * mode.rows.indexOf(row.replace(/-jit$/, '')) + (row.endsWith('-jit') ? 1 : 0);
 
 const USAGE = `usage: node bench/run.mjs [options]     (npm run bench -- [options])
-  --quick              fewer reps; skips matmul n=1024 and the 2^24 elementwise case
+  --quick              fewer reps; skips the two largest matmul sizes (one without --webgpu) and 2^24
+  --webgpu             GPU run: adjoint 'webgpu' vs tfjs-webgpu, adjoint 'auto' vs 'wasm' (GPU offered
+                       to both), on a (n = 256…2048), b (with readback), c, d; Dawn from npm 'webgpu'
   --only a,b,...       workloads: a matmul, b relu(a·b+c), c MLP SGD step, d 200-op chain,
-                       t adjoint threads 1 vs 2 (default: all)
-  --impl x,y           implementations: adjoint, tfjs-wasm, tfjs-cpu (default: all)
+                       t adjoint threads 1 vs 2 (default: all; a–d with --webgpu)
+  --impl x,y           implementations: adjoint, tfjs-wasm, tfjs-cpu; with --webgpu adjoint-webgpu,
+                       tfjs-webgpu, adjoint-auto, adjoint-wasm (default: all)
   --threads N          adjoint rows of a–d run after init({ threads: N }) (default: init() as is)
   --skip-adjoint-slow  skip an adjoint case predicted (from the previous size) to take > 30 s a rep
   --case-timeout S     kill a case that produces no result within S seconds (default 120)
@@ -35,8 +62,9 @@ const USAGE = `usage: node bench/run.mjs [options]     (npm run bench -- [option
 function parseArgs(argv) {
   const o = {
     quick: false,
-    only: [...ORDER],
-    impls: [...IMPLS],
+    webgpu: false,
+    only: null,
+    impls: null,
     threads: undefined,
     skipAdjointSlow: false,
     caseTimeoutS: 120,
@@ -59,21 +87,14 @@ function parseArgs(argv) {
       case '--quick':
         o.quick = true;
         break;
+      case '--webgpu':
+        o.webgpu = true;
+        break;
       case '--only':
-        o.only = take()
-          .split(',')
-          .map((s) => s.trim().toLowerCase())
-          .filter(Boolean);
-        for (const w of o.only)
-          if (!ORDER.includes(w)) die(`--only: unknown workload '${w}' (use ${ORDER.join(',')})`);
+        o.only = list(take()).map((s) => s.toLowerCase());
         break;
       case '--impl':
-        o.impls = take()
-          .split(',')
-          .map((s) => s.trim())
-          .filter(Boolean);
-        for (const m of o.impls)
-          if (!IMPLS.includes(m)) die(`--impl: unknown implementation '${m}' (use ${IMPLS.join(',')})`);
+        o.impls = list(take());
         break;
       case '--threads': {
         const n = Number(take());
@@ -105,8 +126,23 @@ function parseArgs(argv) {
         die(`unknown option '${argv[i]}'\n${USAGE}`);
     }
   }
+  // Checked after the loop: what is valid depends on --webgpu, wherever it stands.
+  const mode = modeOf(o);
+  o.only ??= [...mode.workloads];
+  o.impls ??= [...mode.impls];
+  for (const w of o.only)
+    if (!mode.workloads.includes(w)) die(`--only: unknown workload '${w}' (use ${mode.workloads.join(',')})`);
+  for (const m of o.impls)
+    if (!mode.impls.includes(m)) die(`--impl: unknown implementation '${m}' (use ${mode.impls.join(',')})`);
+  o.impls = mode.impls.filter((m) => o.impls.includes(m)); // run order: the reference first
   return o;
 }
+
+const list = (s) =>
+  s
+    .split(',')
+    .map((x) => x.trim())
+    .filter(Boolean);
 
 function die(msg) {
   console.error(msg);
@@ -171,7 +207,7 @@ function machine() {
  * is then restarted for the cases still to run.
  */
 async function runChild(workload, impl, opts, sink) {
-  const cases = casesFor(workload, { quick: opts.quick });
+  const cases = casesFor(workload, opts);
   const done = new Set();
   const out = { info: null, notes: [], threadInfo: [] };
   for (let attempt = 0; attempt <= cases.length; attempt++) {
@@ -179,6 +215,7 @@ async function runChild(workload, impl, opts, sink) {
       workload,
       impl,
       quick: opts.quick,
+      webgpu: opts.webgpu,
       threads: opts.threads,
       threadCounts: [1, 2],
       skipAdjointSlow: opts.skipAdjointSlow,
@@ -344,7 +381,7 @@ function makeSink(opts) {
   const byCase = new Map(); // caseId -> Map(row -> result)
   const refs = new Map(); // caseId -> outputs of the reference row
   const pending = new Map(); // caseId -> [results waiting for the reference]
-  const refRowFor = (workload) => (workload === 't' ? 'adjoint@1' : 'tfjs-wasm');
+  const refRowFor = (workload) => (workload === 't' ? 'adjoint@1' : modeOf(opts).ref);
   const check = (workload, caseId, r) => {
     if (!r.outputs?.length) return;
     const ref = refs.get(caseId);
@@ -384,7 +421,7 @@ function makeSink(opts) {
       const reps = r.times?.length ? ` (median of ${r.times.length})` : '';
       const diff = r.maxRelDiff !== undefined ? `  max rel diff ${fmtDiff(r.maxRelDiff)}` : '';
       log(
-        `    ${caseId.padEnd(14)} ${r.row.padEnd(11)} ${t !== undefined ? fmtMs(t) : statusNote(r)}${reps}${tp}${diff}`,
+        `    ${caseId.padEnd(14)} ${r.row.padEnd(18)} ${t !== undefined ? fmtMs(t) : statusNote(r)}${reps}${tp}${diff}`,
       );
     },
     markMissing(workload, caseId, impl, status, reason) {
@@ -392,15 +429,13 @@ function makeSink(opts) {
       const rows =
         workload === 't'
           ? ['adjoint@1', 'adjoint@2']
-          : impl === 'adjoint'
-            ? caseId.startsWith('chain')
-              ? ['adjoint', 'adjoint-jit']
-              : ['adjoint']
+          : impl.startsWith('adjoint') && caseId.startsWith('chain')
+            ? [impl, `${impl}-jit`]
             : [impl];
       for (const row of rows) {
         if (byCase.get(caseId).has(row)) continue;
         byCase.get(caseId).set(row, { workload, caseId, row, status, error: reason });
-        log(`    ${caseId.padEnd(14)} ${row.padEnd(11)} ${status}: ${reason}`);
+        log(`    ${caseId.padEnd(14)} ${row.padEnd(18)} ${status}: ${reason}`);
       }
     },
     /** Rows still waiting for a reference that never came: compare with tfjs-cpu instead. */
@@ -426,17 +461,19 @@ function makeSink(opts) {
 function workloadTable(w, opts, sink) {
   const cases = casesFor(w, opts);
   const unit = WORKLOADS[w].unit;
-  const adjointRows = ['adjoint', 'adjoint-jit'].filter((row) =>
-    cases.some((c) => sink.byCase.get(c.id)?.has(row)),
-  );
+  const mode = modeOf(opts);
+  const adjointRows = mode.bases
+    .flatMap((b) => [b, `${b}-jit`])
+    .filter((row) => cases.some((c) => sink.byCase.get(c.id)?.has(row)));
   const header = ['case', 'implementation', 'median', 'min', 'reps', unit];
   for (const a of adjointRows) header.push(`ratio vs ${a}`);
-  header.push('max rel diff vs tfjs-wasm', 'note');
+  if (opts.webgpu) header.push('GPU dispatches / runs per rep');
+  header.push(`max rel diff vs ${mode.ref}`, 'note');
   const rows = [];
   for (const c of cases) {
     const m = sink.byCase.get(c.id);
     if (!m) continue;
-    const names = [...m.keys()].sort((x, y) => ROW_ORDER.indexOf(x) - ROW_ORDER.indexOf(y));
+    const names = [...m.keys()].sort((x, y) => rowRank(mode, x) - rowRank(mode, y));
     let first = true;
     for (const name of names) {
       const r = m.get(name);
@@ -451,11 +488,12 @@ function workloadTable(w, opts, sink) {
         const ta = rowTime(m.get(a));
         row.push(t !== undefined && ta !== undefined ? (name === a ? '1' : fmtRatio(t / ta)) : '—');
       }
+      if (opts.webgpu) row.push(gpuWork(r));
       let diff = '';
-      if (name === 'tfjs-wasm') diff = '(reference)';
+      if (name === mode.ref) diff = '(reference)';
       else if (r.maxRelDiff !== undefined) {
         diff = `${fmtDiff(r.maxRelDiff)} ${r.diffOk ? 'ok' : 'MISMATCH'}`;
-        if (r.diffAgainst && r.diffAgainst !== 'tfjs-wasm') diff += ` (vs ${r.diffAgainst})`;
+        if (r.diffAgainst && r.diffAgainst !== mode.ref) diff += ` (vs ${r.diffAgainst})`;
       } else diff = '—';
       row.push(diff);
       const notes = [statusNote(r), r.diffNote].filter(Boolean);
@@ -465,6 +503,13 @@ function workloadTable(w, opts, sink) {
   }
   const align = header.map((_h, j) => (j >= 2 && j < header.length - 2 ? 'r' : 'l'));
   return table(header, rows, align);
+}
+
+/** adjoint's GPU dispatches and runs (command encoders) per timed rep, from memoryStats(). */
+function gpuWork(r) {
+  const p = r?.perRep;
+  const n = (x) => (Number.isInteger(x) ? String(x) : x.toFixed(1));
+  return p ? `${n(p.gpuDispatches)} / ${n(p.gpuRuns)}` : '—';
 }
 
 function threadsTable(opts, sink) {
@@ -500,17 +545,30 @@ function threadsTable(opts, sink) {
   return table(header, rows, ['l', 'r', 'r', 'r', 'r', 'l']);
 }
 
+/** One line per case; with --webgpu one per case and variant (d has eager and jit rows). */
 function summaryTable(opts, sink) {
-  const header = [
-    'workload',
-    'case',
-    'adjoint',
-    'adjoint-jit',
-    'tfjs-wasm',
-    'tfjs-cpu',
-    'tfjs-wasm ÷ adjoint',
-    'tfjs-cpu ÷ adjoint',
-  ];
+  const header = opts.webgpu
+    ? [
+        'workload',
+        'case',
+        'adjoint-webgpu',
+        'tfjs-webgpu',
+        'tfjs-webgpu ÷ adjoint-webgpu',
+        'GPU dispatches / runs per rep',
+        'adjoint-auto',
+        'adjoint-wasm',
+        'adjoint-auto ÷ adjoint-wasm',
+      ]
+    : [
+        'workload',
+        'case',
+        'adjoint',
+        'adjoint-jit',
+        'tfjs-wasm',
+        'tfjs-cpu',
+        'tfjs-wasm ÷ adjoint',
+        'tfjs-cpu ÷ adjoint',
+      ];
   const rows = [];
   for (const w of opts.only) {
     if (w === 't') continue;
@@ -524,22 +582,44 @@ function summaryTable(opts, sink) {
         const v = t(row);
         return v !== undefined ? fmtMs(v) : r.status === 'skipped' ? 'skipped' : r.status;
       };
-      const best = [t('adjoint'), t('adjoint-jit')].filter((x) => x !== undefined);
-      const ta = best.length ? Math.min(...best) : undefined;
-      const ratio = (row) => (t(row) !== undefined && ta !== undefined ? fmtRatio(t(row) / ta) : '—');
-      rows.push([
-        w,
-        c.label,
-        cell('adjoint'),
-        cell('adjoint-jit'),
-        cell('tfjs-wasm'),
-        cell('tfjs-cpu'),
-        ratio('tfjs-wasm'),
-        ratio('tfjs-cpu'),
-      ]);
+      const ratio = (a, b) => (a !== undefined && b !== undefined ? fmtRatio(a / b) : '—');
+      if (!opts.webgpu) {
+        const best = [t('adjoint'), t('adjoint-jit')].filter((x) => x !== undefined);
+        const ta = best.length ? Math.min(...best) : undefined;
+        rows.push([
+          w,
+          c.label,
+          cell('adjoint'),
+          cell('adjoint-jit'),
+          cell('tfjs-wasm'),
+          cell('tfjs-cpu'),
+          ratio(t('tfjs-wasm'), ta),
+          ratio(t('tfjs-cpu'), ta),
+        ]);
+        continue;
+      }
+      for (const v of ['', '-jit']) {
+        const [gpu, auto, wasm] = ['adjoint-webgpu', 'adjoint-auto', 'adjoint-wasm'].map((x) => x + v);
+        if (v && ![gpu, auto, wasm].some((x) => m.has(x))) continue;
+        rows.push([
+          w,
+          v ? `${c.label}, jit` : c.label,
+          cell(gpu),
+          cell('tfjs-webgpu'),
+          ratio(t('tfjs-webgpu'), t(gpu)),
+          gpuWork(m.get(gpu)),
+          cell(auto),
+          cell(wasm),
+          ratio(t(auto), t(wasm)),
+        ]);
+      }
     }
   }
-  return table(header, rows, ['l', 'l', 'r', 'r', 'r', 'r', 'r', 'r']);
+  return table(
+    header,
+    rows,
+    header.map((_h, j) => (j < 2 ? 'l' : 'r')),
+  );
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -572,6 +652,8 @@ async function main() {
   meta.loadavgEnd = os.loadavg().map((x) => +x.toFixed(2));
 
   // ---- report (stdout)
+  const mode = modeOf(opts);
+  const ai = infos[opts.impls.find((m) => m.startsWith('adjoint'))]; // the adjoint rows' common facts
   const out = [];
   out.push(`# adjoint benchmark — ${meta.date}`);
   out.push('');
@@ -582,21 +664,24 @@ async function main() {
   );
   out.push(
     `adjoint: commit ${meta.commit ?? '?'}${meta.srcModified ? ' + uncommitted changes under src/' : ''}, dist built ${meta.distBuilt ?? '?'}` +
-      (infos.adjoint
-        ? `; backend '${infos.adjoint.backend}', init threads ${infos.adjoint.threads}` +
-          `; nn/optim exports: ${infos.adjoint.features?.nn ? 'nn.mlp' : 'no nn'}, ${infos.adjoint.features?.optim ? 'optim.sgd' : 'no optim'}`
+      (ai
+        ? `; backend '${ai.backend}', init threads ${ai.threads}` +
+          `; nn/optim exports: ${ai.features?.nn ? 'nn.mlp' : 'no nn'}, ${ai.features?.optim ? 'optim.sgd' : 'no optim'}`
         : ''),
   );
+  for (const [impl, i] of Object.entries(infos))
+    if (i.adapter)
+      out.push(
+        `${impl}: ${i.gpuBackend ? `init({ backend: '${i.gpuBackend}', gpu }), GPU for placement: ${i.gpuPlaced ?? 'none'}` : `@tensorflow/tfjs ${i.tfjs} + tfjs-backend-webgpu ${i.webgpu}`}; adapter ${i.adapter} (Dawn, npm 'webgpu')`,
+      );
   const busy = Math.max(meta.loadavgStart[0], meta.loadavgEnd[0]);
   if (busy > meta.cores)
     out.push(
       `  WARNING: the machine was busy (1-min load average up to ${busy} on ${meta.cores} cores): times are noisy ` +
         'and pessimistic; the min column is the less disturbed figure.',
     );
-  if (infos.adjoint?.initError)
-    out.push(
-      `  note: init({ threads: ${opts.threads} }) rejected: ${infos.adjoint.initError}; ran with init()`,
-    );
+  if (ai?.initError)
+    out.push(`  note: init({ threads: ${opts.threads} }) rejected: ${ai.initError}; ran with init()`);
   if (infos['tfjs-wasm'])
     out.push(
       `tfjs-wasm: @tensorflow/tfjs ${infos['tfjs-wasm'].tfjs}, SIMD ${infos['tfjs-wasm'].simd}, multithread ${infos['tfjs-wasm'].multithread}, threads ${infos['tfjs-wasm'].threads ?? '?'}`,
@@ -604,17 +689,21 @@ async function main() {
   if (infos['tfjs-cpu'])
     out.push(`tfjs-cpu: @tensorflow/tfjs ${infos['tfjs-cpu'].tfjs} (pure JavaScript kernels)`);
   out.push(
-    "times: median of the timed reps after warm-up, each rep = compute + readback of the result; ratio = that row's time ÷ adjoint's time (> 1: adjoint is faster).",
+    "times: median of the timed reps after warm-up, each rep = compute + readback of the result; ratio vs X = that row's time ÷ X's time (> 1: X is faster).",
   );
+  if (opts.webgpu)
+    out.push(
+      'GPU dispatches / runs per rep: compute dispatches and graph runs (command encoders) adjoint issued per timed rep (memoryStats().gpuDispatches, gpuRuns).',
+    );
   out.push(
-    'max rel diff = max|x − ref| / max|ref| over the outputs, ref = tfjs-wasm on the same inputs; "ok" within the workload\'s float32 tolerance.',
+    `max rel diff = max|x − ref| / max|ref| over the outputs, ref = ${mode.ref} on the same inputs; "ok" within the workload's float32 tolerance.`,
   );
   for (const w of opts.only) {
     if (!casesFor(w, opts).some((c) => sink.byCase.has(c.id))) continue;
     out.push('');
     out.push(`## ${WORKLOADS[w].title}`);
-    if (w === 'c' && sink.byCase.get('mlp-step')?.get('adjoint')?.how)
-      out.push(`adjoint: ${sink.byCase.get('mlp-step').get('adjoint').how}`);
+    const how = w === 'c' && [...(sink.byCase.get('mlp-step')?.values() ?? [])].find((r) => r.how)?.how;
+    if (how) out.push(`adjoint: ${how}`);
     if (w === 't') {
       for (const ti of threadInfo) {
         const ts = Object.keys(ti.threadStats ?? {}).length
@@ -644,7 +733,11 @@ async function main() {
   }
   if (opts.only.some((w) => w !== 't')) {
     out.push('');
-    out.push('## Summary (median times; ratio = peer ÷ adjoint, using the faster adjoint row)');
+    out.push(
+      opts.webgpu
+        ? '## Summary (median times; ratios: tfjs-webgpu ÷ adjoint-webgpu, adjoint-auto ÷ adjoint-wasm)'
+        : '## Summary (median times; ratio = peer ÷ adjoint, using the faster adjoint row)',
+    );
     out.push('');
     out.push(summaryTable(opts, sink));
   }

@@ -17,7 +17,8 @@ export const WORKLOADS = {
     tol: 1e-4,
   },
   b: {
-    title: '(b) relu(a·b + c) elementwise, a, b, c same shape: with readback, and computation alone',
+    title:
+      '(b) relu(a·b + c) elementwise, a, b, c same shape: with readback, and computation alone (not with --webgpu)',
     unit: 'GB/s', // 16 bytes per element: three reads and one write
     tol: 1e-5,
   },
@@ -42,11 +43,20 @@ export const WORKLOADS = {
 
 export const ORDER = ['a', 'b', 'c', 'd', 't'];
 
-/** The cases of one workload. `grow` = expected time factor over the previous case (for skip predictions). */
-export function casesFor(w, { quick }) {
+/** Matrix sizes of (a): the --webgpu run goes one size up, where a GPU should pay off. */
+const MATMUL_SIZES = {
+  cpu: { quick: [128, 256, 512], full: [128, 256, 512, 1024] },
+  webgpu: { quick: [256, 512], full: [256, 512, 1024, 2048] },
+};
+
+/**
+ * The cases of one workload. `grow` = expected time factor over the previous case (for skip
+ * predictions). `webgpu`: the cases of the --webgpu run ((b) with the result read back only).
+ */
+export function casesFor(w, { quick, webgpu = false }) {
   switch (w) {
     case 'a':
-      return (quick ? [128, 256, 512] : [128, 256, 512, 1024]).map((n, i) => ({
+      return MATMUL_SIZES[webgpu ? 'webgpu' : 'cpu'][quick ? 'quick' : 'full'].map((n, i) => ({
         id: `matmul-${n}`,
         workload: 'a',
         label: `n=${n}`,
@@ -60,7 +70,7 @@ export function casesFor(w, { quick }) {
       // Each size twice: with the result read back, and the computation alone (the result is
       // read back on the first call only, for the correctness check, then just released).
       return (quick ? [20] : [20, 24]).flatMap((p, i) =>
-        [false, true].map((compute) => ({
+        (webgpu ? [false] : [false, true]).map((compute) => ({
           id: `ew-2^${p}${compute ? '-compute' : ''}`,
           workload: 'b',
           label: `2^${p}${compute ? ', compute' : ''}`,

@@ -94,8 +94,8 @@ const MUTATIONS = [
   {
     name: 'finalizer-never-frees',
     file: 'src/tensor.ts',
-    find: 'new FinalizationRegistry<Storage>((s) => s.release())',
-    replace: 'new FinalizationRegistry<Storage>((_s) => {})',
+    find: 'new FinalizationRegistry<Cell>(releaseCell)',
+    replace: 'new FinalizationRegistry<Cell>(() => {})',
     tests: ['test/memory.test.ts'],
     why: 'unreachable tensors whose buffers are never reclaimed must show up as growth',
   },

@@ -236,7 +236,12 @@ describe('out of memory', () => {
         expect((error as Error).message, what).toMatch(/memory exhausted: could not allocate \d+ bytes/);
       };
       for (const [what, run] of cases) {
-        attempt(what, run); // may leave a compiled plan in the cache: that is not a leak
+        const start = live();
+        attempt(what, run);
+        // the first failure may leave its compiled plan in the cache (a few small blocks: fused
+        // programs, task records), never the run's buffers (MiBs here)
+        expect(live().buffers - start.buffers, `${what}: buffers after the first error`).toBeLessThanOrEqual(4);
+        expect(live().bytes - start.bytes, `${what}: bytes after the first error`).toBeLessThanOrEqual(64 * 1024);
         const stats = JSON.stringify(live());
         attempt(what, run);
         expect(JSON.stringify(live()), `${what}: live wasm memory after the error`).toBe(stats);

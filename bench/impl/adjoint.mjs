@@ -1,4 +1,6 @@
 // adjoint, imported from the built package (dist/), used through its public API only.
+import { adapterName, dawnGpu } from '../lib/gpu.mjs';
+
 let A;
 
 const THREAD_KEYS = /thread|worker|pool/i;
@@ -22,28 +24,38 @@ export async function load() {
 /**
  * Calls init(); `threads` undefined → init() with adjoint's defaults. Resolves to
  * { backend, threadStats, features, initError? }. An init that rejects the threads option is
- * retried without it, and the rejection is reported.
+ * retried without it, and the rejection is reported. `gpuBackend` ('webgpu' | 'auto' | 'wasm')
+ * asks for that backend with the Dawn GPU offered; its failure is fatal (no silent wasm rows).
  */
-export async function setup({ threads } = {}) {
+export async function setup({ threads, gpuBackend } = {}) {
   if (!A) await load();
+  const base = gpuBackend ? { backend: gpuBackend, gpu: await dawnGpu() } : {};
   let initError;
   try {
-    await A.init(threads === undefined ? {} : { threads });
+    await A.init(threads === undefined ? base : { ...base, threads });
   } catch (e) {
+    if (gpuBackend) throw e;
     initError = `${e?.name ?? 'Error'}: ${e?.message ?? e}`;
     await A.init();
   }
-  let backend = '?';
+  let stats = {};
   try {
-    backend = A.memoryStats().backend ?? '?';
+    stats = A.memoryStats();
   } catch {}
   return {
-    backend,
+    backend: stats.backend ?? '?',
+    ...(gpuBackend && { gpuBackend, gpuPlaced: stats.gpu ?? null, adapter: await adapterName() }),
     threads: threads ?? 'default',
     threadStats: threadStats(),
     initError,
     features: { nn: typeof A.nn?.mlp?.init === 'function', optim: typeof A.optim?.sgd === 'function' },
   };
+}
+
+/** GPU work so far (memoryStats: graph runs, i.e. command encoders, and compute dispatches). */
+export function counters() {
+  const s = A.memoryStats();
+  return { gpuRuns: s.gpuRuns ?? 0, gpuDispatches: s.gpuDispatches ?? 0 };
 }
 
 /** Re-initializes with another thread count (worker-pool scaling rows). */

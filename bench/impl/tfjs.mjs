@@ -1,14 +1,19 @@
-// TensorFlow.js peers: the wasm backend (XNNPACK, SIMD) and the pure-JS cpu backend.
+// TensorFlow.js peers: the wasm backend (XNNPACK, SIMD), the pure-JS cpu backend and the WebGPU
+// backend (on the same Dawn GPU as adjoint's rows).
 // @tensorflow/tfjs registers the gradients that tf.valueAndGrad and the optimizers need.
 import { createRequire } from 'node:module';
 import path from 'node:path';
+import { adapterName, dawnGpu } from '../lib/gpu.mjs';
 
 let tf;
 
-/** backend: 'wasm' | 'cpu'. */
+/** backend: 'wasm' | 'cpu' | 'webgpu'. */
 export async function setup({ backend }) {
   const require = createRequire(import.meta.url);
+  // tfjs-backend-webgpu registers itself only where navigator.gpu exists when it is imported.
+  if (backend === 'webgpu') globalThis.navigator = { gpu: await dawnGpu(), userAgent: 'node' };
   tf = await import('@tensorflow/tfjs');
+  if (backend === 'webgpu') await import('@tensorflow/tfjs-backend-webgpu');
   let wasm = null;
   if (backend === 'wasm') {
     wasm = await import('@tensorflow/tfjs-backend-wasm');
@@ -24,6 +29,10 @@ export async function setup({ backend }) {
     info.simd = tf.env().getBool('WASM_HAS_SIMD_SUPPORT');
     info.multithread = tf.env().getBool('WASM_HAS_MULTITHREAD_SUPPORT');
     info.threads = typeof wasm.getThreadsCount === 'function' ? wasm.getThreadsCount() : undefined;
+  }
+  if (backend === 'webgpu') {
+    info.webgpu = require('@tensorflow/tfjs-backend-webgpu/package.json').version;
+    info.adapter = await adapterName();
   }
   return info;
 }

@@ -12,10 +12,13 @@ export function median(xs) {
 /**
  * opts: {
  *   warmupRuns, warmupMs   — at least this many warm-up calls and this long (skipped when the first call is slow)
+ *   slowWarmupRuns         — warm-up calls, the first included, when the first call is slow (default 1;
+ *                            2 on a GPU, whose first call compiles pipelines)
  *   minReps, maxReps, budgetMs — timed reps: at least minReps, then until maxReps or budgetMs
  *   hardCapMs              — never start a rep that would take the timed phase past this
  *   slowMs, slowPolicy     — first call slower than slowMs: 'skip' (report it, no reps) or 'cold' (report it as the one rep)
  *   checkRuns              — how many leading outputs to keep for the correctness check
+ *   probe                  — optional () => counters, read before and after the timed reps (→ probes)
  * }
  */
 export async function measure(run, opts) {
@@ -38,12 +41,13 @@ export async function measure(run, opts) {
   }
   let warmupRuns = 1;
   const w0 = now() - firstMs;
-  if (firstMs < 1000) {
-    while (warmupRuns < 20 && (warmupRuns < opts.warmupRuns || now() - w0 < opts.warmupMs)) {
-      keep(await run());
-      warmupRuns++;
-    }
+  const fast = firstMs < 1000;
+  const minWarmup = fast ? opts.warmupRuns : (opts.slowWarmupRuns ?? 1);
+  while (warmupRuns < 20 && (warmupRuns < minWarmup || (fast && now() - w0 < opts.warmupMs))) {
+    keep(await run());
+    warmupRuns++;
   }
+  const before = opts.probe?.();
   const times = [];
   const start = now();
   for (;;) {
@@ -56,7 +60,8 @@ export async function measure(run, opts) {
     times.push(now() - t);
     keep(out);
   }
-  return { status: 'ok', firstMs, warmupRuns, times, outputs };
+  const probes = opts.probe ? [before, opts.probe()] : undefined;
+  return { status: 'ok', firstMs, warmupRuns, times, outputs, probes };
 }
 
 function maybeGc() {
