@@ -264,8 +264,8 @@ const MUTATIONS = [
       },
       {
         file: 'src/runtime/init.ts',
-        find: 'const kernels = await loadKernels(opts.wasmModule ? { module: opts.wasmModule } : {});',
-        replace: 'const kernels = await loadKernels({});',
+        find: 'return new WasmBackend(await loadKernels(opts.wasmModule ? { module: opts.wasmModule } : {}));',
+        replace: 'return new WasmBackend(await loadKernels({}));',
       },
     ],
     tests: ['test/runtime-promises.test.ts'],
