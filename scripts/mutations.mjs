@@ -390,6 +390,41 @@ const MUTATIONS = [
     tests: ['test/transforms.test.ts'],
     why: 'grad(f, [0, 1, 2]) must return the gradients in argnums order',
   },
+
+  // ---- devices: placement, lowering, residency
+  {
+    name: 'placement-ignores-supports',
+    file: 'src/runtime/placement.ts',
+    find: '  if (!(gpu.supports?.(n) ?? true)) return primary.device;',
+    replace: '',
+    tests: ['test/placement.test.ts'],
+    why: 'a node the GPU backend declines must stay on the primary device',
+  },
+  {
+    name: 'program-frees-a-value-one-step-early',
+    file: 'src/runtime/program.ts',
+    find: 'for (const v of reads) lastUse[v] = k;',
+    replace: 'for (const v of reads) lastUse[v] = Math.max(0, k - 1);',
+    tests: ['test/placement.test.ts'],
+    why: 'a value crossing devices must live until the last step that reads it',
+  },
+  {
+    name: 'residency-never-keeps-copies',
+    file: 'src/runtime/residency.ts',
+    find: '  if (!reused(t, device)) temps.push(copy);',
+    replace: '  temps.push(copy);',
+    tests: ['test/placement.test.ts'],
+    why: 'a value consumed on another device every step must stay there after its second use',
+  },
+  {
+    name: 'residency-evicts-pinned-values',
+    file: 'src/runtime/residency.ts',
+    find: 'if (freed >= bytes || pinned.has(t) || s?.device !== \'wasm\') {',
+    replace: 'if (freed >= bytes || s?.device !== \'wasm\') {',
+    tests: ['test/memory.test.ts'],
+    grep: 'memory pressure',
+    why: 'values a run is using must not move under memory pressure',
+  },
 ];
 
 // ---------------------------------------------------------------------------------------------
