@@ -419,10 +419,10 @@ const MUTATIONS = [
   {
     name: 'residency-evicts-pinned-values',
     file: 'src/runtime/residency.ts',
-    find: 'if (freed >= bytes || pinned.has(t) || s?.device !== \'wasm\') {',
-    replace: 'if (freed >= bytes || s?.device !== \'wasm\') {',
+    find: "if (freed >= bytes || pinned.has(t) || s?.device !== 'wasm') {",
+    replace: "if (freed >= bytes || s?.device !== 'wasm') {",
     tests: ['test/memory.test.ts'],
-    grep: 'memory pressure',
+    grep: 'soft limit',
     why: 'values a run is using must not move under memory pressure',
   },
 ];
