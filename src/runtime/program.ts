@@ -333,8 +333,3 @@ export async function runAsync(p: Program, leaves: readonly Tensor[]): Promise<S
     run.finish();
   }
 }
-
-/** Whether running p may need the async path (it moves values off a GPU). */
-export function readsBack(p: Program): boolean {
-  return p.steps.some((s) => s.kind === 'transfer' && s.device !== 'webgpu');
-}

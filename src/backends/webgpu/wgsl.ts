@@ -218,15 +218,7 @@ export function valueBits(v: number, dtype: 'float32' | 'int32'): number {
 }
 
 /** Row-major strides. */
-export function contiguous(shape: readonly number[]): number[] {
-  const s = new Array<number>(shape.length);
-  let acc = 1;
-  for (let i = shape.length - 1; i >= 0; i--) {
-    s[i] = acc;
-    acc *= shape[i];
-  }
-  return s;
-}
+export { stridesOf as contiguous } from '../../shape';
 
 /**
  * Fewest dims describing the same walk: drops size-1 dims and merges neighbours whose strides
