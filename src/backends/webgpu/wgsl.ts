@@ -33,19 +33,82 @@ const HELPERS: [name: string, deps: string[], code: string][] = [
 }`,
   ],
   [
+    // Special values explicitly: some adapters' log (SwiftShader) gives finite values for 0 and NaN.
     'logf',
-    ['lnpoly', 'nanf'],
+    ['lnpoly', 'nanf', 'inff', 'isnanf'],
     `fn logf(x: f32) -> f32 {
+  if (isnanf(x) || x == inff()) { return x; }
+  if (x == 0.0) { return -inff(); }
   if (abs(x - 1.0) < 0.25) { return lnpoly(x - 1.0); }
   return select(log(x), nanf(), x < 0.0);
 }`,
   ],
   [
     'log1pf',
-    ['lnpoly', 'nanf'],
+    ['lnpoly', 'nanf', 'inff', 'isnanf'],
     `fn log1pf(x: f32) -> f32 {
+  if (isnanf(x) || x == inff()) { return x; }
+  if (x == -1.0) { return -inff(); }
   if (abs(x) < 0.25) { return lnpoly(x); }
   return select(log(1.0 + x), nanf(), x < -1.0);
+}`,
+  ],
+  [
+    'expf',
+    ['isnanf', 'inff'],
+    `fn expf(x: f32) -> f32 {
+  if (isnanf(x)) { return x; }
+  if (x > 88.72284) { return inff(); }
+  if (x < -103.97208) { return 0.0; }
+  return exp(x);
+}`,
+  ],
+  [
+    // sin and cos as the wasm kernels compute them (assembly/math.ts): reduction by pi/4 in three
+    // parts, then minimax polynomials on [-pi/4, pi/4]; the builtins are only as accurate as
+    // WGSL promises (2^-11 absolute), which some adapters take literally.
+    'sincospoly',
+    [],
+    `fn sinpolyf(r: f32, z: f32) -> f32 {
+  let p = (-1.9515295891e-4 * z + 8.3321608736e-3) * z - 1.6666654611e-1;
+  return r + r * z * p;
+}
+fn cospolyf(z: f32) -> f32 {
+  let p = (2.443315711809948e-5 * z - 1.388731625493765e-3) * z + 4.166664568298827e-2;
+  return 1.0 - 0.5 * z + z * z * p;
+}
+fn octant(ax: f32) -> i32 { return (i32(ax * 1.27323954473516) + 1) & -2; }
+fn reduced(ax: f32, j: i32) -> f32 {
+  let y = f32(j);
+  let r = ax - y * 0.78515625;
+  let r2 = r - y * 2.4187564849853515625e-4;
+  return r2 - y * 3.77489497744594108e-8;
+}`,
+  ],
+  [
+    'sinf',
+    ['sincospoly', 'nanf', 'inff'],
+    `fn sinf(x: f32) -> f32 {
+  let ax = abs(x);
+  let j = octant(ax);
+  let r = reduced(ax, j);
+  let z = r * r;
+  let v = select(sinpolyf(r, z), cospolyf(z), (j & 2) == 2);
+  let sign = (bitcast<u32>(x) & 0x80000000u) ^ (u32(j & 4) << 29u);
+  return select(nanf(), bitcast<f32>(bitcast<u32>(v) ^ sign), ax < inff());
+}`,
+  ],
+  [
+    'cosf',
+    ['sincospoly', 'nanf', 'inff'],
+    `fn cosf(x: f32) -> f32 {
+  let ax = abs(x);
+  let j = octant(ax);
+  let r = reduced(ax, j);
+  let z = r * r;
+  let v = select(cospolyf(z), sinpolyf(r, z), (j & 2) == 2);
+  let sign = u32((j + 2) & 4) << 29u;
+  return select(nanf(), bitcast<f32>(bitcast<u32>(v) ^ sign), ax < inff());
 }`,
   ],
   ['sqrtf', ['nanf'], 'fn sqrtf(x: f32) -> f32 { return select(sqrt(x), nanf(), x < 0.0); }'],
