@@ -82,11 +82,14 @@ export {
   transpose,
   where,
 } from './ops/api';
+export { customJvp, customVjp } from './ops/custom';
 export * as optim from './optim/index';
 export * as random from './random';
 export { type InitOptions, init, memoryStats, shutdown } from './runtime/init';
 export { donate, type Jitted, jit, trace } from './runtime/jit';
 export { type DType, type NestedArray, Tensor } from './tensor';
 export { forwardSweep, recordTape, reverseSweep, type Tape } from './transforms/autodiff';
+export { checkpoint } from './transforms/checkpoint';
 export { flatten as treeFlatten, type Pytree, unflatten as treeUnflatten } from './transforms/pytree';
 export { grad, hessian, jacfwd, jacrev, jvp, valueAndGrad, vjp } from './transforms/transforms';
+export { type AxisSpec, vmap } from './transforms/vmap';

@@ -58,6 +58,11 @@ const finalizer =
 
 let nextId = 1;
 
+/** The id the next tensor will get: tensors made from now on have ids at least this. */
+export function nextTensorId(): number {
+  return nextId;
+}
+
 /**
  * A tensor is a node of the lazy computation graph: `op` applied to `inputs` with `attrs`.
  * Realizing it stores a buffer in `storage` and (outside transforms) drops the history, so a

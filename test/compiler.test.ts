@@ -5,6 +5,7 @@
 import { describe, expect, it } from 'vitest';
 import { full, grad, init, ones, type Tensor, tensor, trace } from '../src/index';
 import * as o from '../src/ops/api';
+import { getOp } from '../src/ops/registry';
 import { realizeSync } from '../src/runtime/realize';
 import { expectClose, randomTensor, rng, withReference } from './helpers';
 
@@ -82,6 +83,37 @@ describe('algebraic simplification', () => {
     expect(Number.isNaN(zeroed[1]) && Number.isNaN(zeroed[2])).toBe(true);
     expect([zeroed[0], zeroed[3]]).toEqual([0, -0]);
     expect([...(await o.neg(o.neg(x)).data())]).toEqual([1, Number.NaN, Number.POSITIVE_INFINITY, -2]);
+  });
+});
+
+describe('outer products', () => {
+  it('a matmul over a contracted dimension of 1 becomes a broadcasting multiply (large enough outputs)', () => {
+    const r = rng(4);
+    const cases: [number[], number[], boolean, boolean][] = [
+      [[40, 1], [1, 30], false, false],
+      [[1, 40], [1, 30], true, false],
+      [[3, 40, 1], [30, 1], false, true],
+      [[2, 1, 1, 40], [3, 1, 30], true, false],
+    ];
+    for (const [sa, sb, ta, tb] of cases) {
+      const a = randomTensor(sa, r);
+      const b = randomTensor(sb, r);
+      const f = () => o.matmulT(a, b, ta, tb);
+      const names = ops(() => f());
+      expect(names).toContain('mul');
+      expect(names).not.toContain('matmul');
+      // the same numbers as the matmul's own float64 reference
+      const y = f();
+      const want = getOp('matmul').reference(
+        [a, b].map((t) => ({ data: Float64Array.from(t.dataSync()), shape: t.shape })),
+        { transA: ta, transB: tb },
+        y,
+      );
+      expectClose(y.dataSync(), want, { rtol: 1e-6, atol: 1e-7 });
+      agrees(f);
+    }
+    // tiny products stay matmuls
+    expect(ops(() => o.matmul(tensor([[2]]), tensor([[3]])))).toContain('matmul');
   });
 });
 

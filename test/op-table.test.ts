@@ -35,9 +35,9 @@ describe('the op-code table', () => {
 });
 
 /** Ops whose value is made by the runtime or the compiler, not by a kernel. */
-const NO_KERNEL = new Set(['const', 'input', 'identity', 'stopGradient', 'transfer']);
-/** Ops the wasm plan runs without a kernel: a reshape aliases its input's buffer. */
-const WASM_NO_KERNEL = new Set(['reshape']);
+const NO_KERNEL = new Set(['const', 'input', 'identity', 'stopGradient', 'transfer', 'customCall']);
+/** Ops the wasm plan runs without a kernel: a reshape (and checkpoint's barrier) aliases its input's buffer. */
+const WASM_NO_KERNEL = new Set(['reshape', 'rematBarrier']);
 
 describe('every primitive has its kernels', () => {
   const f32 = (shape: number[]) =>

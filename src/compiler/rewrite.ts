@@ -2,8 +2,9 @@ import { GNode, Graph } from '../graph/graph';
 
 /**
  * Rebuilds a graph in topological order. `fn` sees each node with its inputs already rewritten
- * and returns the node to use instead (itself, a new node, or one of its inputs). Unchanged
- * nodes are kept as they are, so a pass that changes nothing returns an equal graph.
+ * and returns the node to use instead (itself, a new node, or one of its inputs), which may read
+ * other new nodes. Unchanged nodes are kept as they are, so a pass that changes nothing returns
+ * an equal graph.
  */
 export function rewrite(g: Graph, fn: (n: GNode) => GNode): Graph {
   const map = new Map<GNode, GNode>();
@@ -13,8 +14,18 @@ export function rewrite(g: Graph, fn: (n: GNode) => GNode): Graph {
     const cur = same ? n : new GNode(n.op, inputs, n.attrs, n.shape, n.dtype, n.source);
     map.set(n, fn(cur));
   }
+  // Replacements may bring new nodes of their own (e.g. a reshape feeding them): list those too.
+  const nodes: GNode[] = [];
+  const listed = new Set<GNode>();
+  const list = (x: GNode): void => {
+    if (listed.has(x)) return;
+    listed.add(x);
+    for (const i of x.inputs) list(i);
+    nodes.push(x);
+  };
+  for (const n of g.nodes) list(map.get(n)!);
   return new Graph(
-    [...new Set(g.nodes.map((n) => map.get(n)!))],
+    nodes,
     g.outputs.map((n) => map.get(n)!),
   );
 }

@@ -6,6 +6,7 @@ import { arange, full, type TensorData, tensor } from '../creation';
 import { AxisError, DTypeError, ShapeError, ValueError } from '../errors';
 import { broadcastShapes, fmt, normalizeAxes, normalizeAxis, shapeEq, sizeOf } from '../shape';
 import { type DType, Tensor } from '../tensor';
+import { customVjp } from './custom';
 import { apply } from './registry';
 
 export type TensorLike = Tensor | TensorData;
@@ -129,14 +130,34 @@ export function min(x: TensorLike, axis?: Axis, keepdims = false): Tensor {
   return reduction('min', asTensor(x), axis, keepdims);
 }
 
-/** log(sum(exp(x))) computed stably: the max is subtracted first (and held constant for derivatives). */
-export function logsumexp(x: TensorLike, axis?: Axis, keepdims = false): Tensor {
-  const t = cast(asTensor(x), 'float32');
-  const axes = normalizeAxes('logsumexp', axis, t.ndim);
+/** logsumexp over `axes`, keeping them: the max is subtracted first (and held constant for jvp). */
+function logsumexpKept(t: Tensor, axes: readonly number[]): Tensor {
   const mRaw = stopGradient(max(t, axes, true));
   // An all -inf (or inf) slice would give inf - inf = nan; shift by 0 there instead.
   const m = where(equal(abs(mRaw), Number.POSITIVE_INFINITY), 0, mRaw);
-  const r = add(log(sum(exp(sub(t, m)), axes, true)), m);
+  return add(log(sum(exp(sub(t, m)), axes, true)), m);
+}
+
+/**
+ * Its gradient, ct·exp(x − logsumexp(x)) (a softmax), as a custom VJP: one fused elementwise pass
+ * over the input and the (reduced) result, where differentiating the forward would keep
+ * exp(x − max), a value the size of x, alive for the backward and chain the rules of log, sum,
+ * exp and sub through it.
+ */
+const logsumexpRule = customVjp(
+  logsumexpKept,
+  (t, axes) => {
+    const r = logsumexpKept(t, axes);
+    return [r, [t, r]];
+  },
+  ([t, r]: [Tensor, Tensor], ct: Tensor) => [mul(ct, exp(sub(t, r))), null],
+);
+
+/** log(sum(exp(x))) computed stably: the max is subtracted first. */
+export function logsumexp(x: TensorLike, axis?: Axis, keepdims = false): Tensor {
+  const t = cast(asTensor(x), 'float32');
+  const axes = normalizeAxes('logsumexp', axis, t.ndim);
+  const r = logsumexpRule(t, axes);
   return keepdims ? r : squeeze(r, axes);
 }
 

@@ -4,6 +4,7 @@ import './defs/elementwise';
 import './defs/reduce';
 import './defs/shape';
 import './defs/linalg';
+import './custom';
 
 export * from './api';
 export { allOps, apply, getOp, type OpDef } from './registry';

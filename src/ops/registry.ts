@@ -12,13 +12,30 @@ export interface RefValue {
   readonly shape: readonly number[];
 }
 
+/** Where a vmapped value keeps its batch axis: an axis of the batched tensor, or null (not batched). */
+export type BatchDim = number | null;
+
+/**
+ * A batching rule for vmap: given the op's inputs as batched tensors with their batch axes
+ * (null = the same value for every example), return the batched output and its batch axis.
+ * `out` is the per-example node being batched (its shape and dtype are the per-example ones);
+ * `size` is the batch size. Rules are written with ops, so vmapped graphs are ordinary graphs.
+ */
+export type BatchRule = (
+  inputs: readonly Tensor[],
+  dims: readonly BatchDim[],
+  attrs: Attrs,
+  out: Tensor,
+  size: number,
+) => [Tensor, BatchDim];
+
 /** How the compiler may treat an op: elementwise ops fuse into one tile loop; sources have no inputs. */
 export type OpKind = 'elementwise' | 'reduce' | 'shape' | 'source' | 'other';
 
 /**
  * One primitive. Everything about it lives here: the shape/dtype rule, the float64 reference
- * implementation (the test oracle), and the JVP and VJP rules written with ops, so derivatives
- * are graphs and transforms nest. Kernels are registered per backend under the same name.
+ * implementation (the test oracle), the JVP and VJP rules and the batching rule for vmap, all
+ * written with ops, so derivatives and batched functions are graphs and transforms nest. Kernels are registered per backend under the same name.
  */
 export interface OpDef {
   readonly name: string;
@@ -36,6 +53,8 @@ export interface OpDef {
   ): Tensor | null;
   /** Cotangents of the inputs (null = zero) given the output cotangent. */
   vjp?(ct: Tensor, inputs: readonly Tensor[], out: Tensor, attrs: Attrs): readonly (Tensor | null)[];
+  /** Batching rule for vmap (see BatchRule). Called only when some input is batched. */
+  batch?: BatchRule;
 }
 
 const registry = new Map<string, OpDef>();

@@ -34,7 +34,8 @@ const donation: { active: Set<number> | null } = { active: null };
 export function donate(tree: unknown): void {
   if (!donation.active) return;
   const { leaves } = flatten(tree, 'donate', true);
-  for (const t of leaves) if (t.op === 'input') donation.active.add(t.attrs.index as number);
+  // (vmap's per-example stand-ins are input nodes too, but not arguments of the jit call)
+  for (const t of leaves) if (t.op === 'input' && !t.attrs.vmap) donation.active.add(t.attrs.index as number);
 }
 
 function placeholders(leaves: readonly Tensor[]): Tensor[] {

@@ -68,7 +68,9 @@ function snapshot(pending: readonly Tensor[]): { key: string; consts: Tensor[]; 
     }
     if (t.op === 'input')
       throw new ConcretizationError(
-        `cannot read the value of a tensor that depends on symbolic input ${String(t.attrs.index)} of trace/jit; values exist only when the compiled function runs`,
+        t.attrs.vmap
+          ? 'cannot read the value of a tensor that depends on a vmapped argument inside the vmapped function: it stands for every example at once; read the results of vmap instead'
+          : `cannot read the value of a tensor that depends on symbolic input ${String(t.attrs.index)} of trace/jit; values exist only when the compiled function runs`,
       );
     for (const r of t.siblings ?? []) {
       const s = r.deref();

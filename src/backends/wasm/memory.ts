@@ -31,6 +31,8 @@ export interface AllocatorStats {
   liveBytes: number;
   /** Bytes held in the free list (reusable without growing). */
   freeBytes: number;
+  /** The most bytes live at once since the last resetPeak() (a high-water mark of liveBytes). */
+  peakBytes: number;
 }
 
 export interface AllocatorOptions {
@@ -54,6 +56,7 @@ export class WasmAllocator {
   private freeSize: number[] = [];
   private readonly live = new Map<number, number>();
   private liveBytes = 0;
+  private peakBytes = 0;
   private buf: ArrayBuffer | SharedArrayBuffer;
   private f32view: Float32Array;
   private i32view: Int32Array;
@@ -122,6 +125,7 @@ export class WasmAllocator {
     }
     this.live.set(ptr, size);
     this.liveBytes += size;
+    if (this.liveBytes > this.peakBytes) this.peakBytes = this.liveBytes;
     return ptr;
   }
 
@@ -210,7 +214,13 @@ export class WasmAllocator {
       liveBuffers: this.live.size,
       liveBytes: this.liveBytes,
       freeBytes,
+      peakBytes: this.peakBytes,
     };
+  }
+
+  /** Starts a new high-water mark from the bytes live now (see peakBytes). */
+  resetPeak(): void {
+    this.peakBytes = this.liveBytes;
   }
 
   /** Float32Array view of n floats at ptr (re-created after memory growth). */

@@ -75,6 +75,12 @@ export function canFuse(n: GNode): boolean {
 
 const ALIGN = 16;
 
+/**
+ * Nodes whose value is their first input's buffer: reshape, and rematBarrier (checkpoint's
+ * ordering barrier: its second input only orders the schedule, which the step order keeps).
+ */
+const aliases = (n: GNode) => n.op === 'reshape' || n.op === 'rematBarrier';
+
 export function buildPlan(g: Graph, k: Kernels, opts: PlanOptions = {}): Plan {
   // Memory the plan owns is freed if building fails part way (e.g. the arena does not fit).
   const owned: number[] = [];
@@ -94,8 +100,8 @@ function assemblePlan(g: Graph, k: Kernels, opts: PlanOptions, owned: number[]):
   for (const gr of groups) for (const m of gr.members) groupOf.set(m, gr);
   const groupOutputs = new Set(groups.flatMap((gr) => gr.outputs));
 
-  // ---- values: reshape aliases its input; fused temporaries have no buffer
-  const root = (n: GNode): GNode => (n.op === 'reshape' ? root(n.inputs[0]) : n);
+  // ---- values: reshape (and checkpoint's barrier) aliases its input; fused temporaries have no buffer
+  const root = (n: GNode): GNode => (aliases(n) ? root(n.inputs[0]) : n);
   const table: PtrTable = [];
   const slotOf = new Map<GNode, number>();
   const at = (n: GNode): number => {
@@ -173,7 +179,7 @@ function assemblePlan(g: Graph, k: Kernels, opts: PlanOptions, owned: number[]):
   const outputs: Plan['outputs'] = [];
   const claimed = new Set<GNode>();
   const produced = (n: GNode) =>
-    n.op !== 'const' && n.op !== 'input' && n.op !== 'reshape' && (!groupOf.has(n) || groupOutputs.has(n));
+    n.op !== 'const' && n.op !== 'input' && !aliases(n) && (!groupOf.has(n) || groupOutputs.has(n));
   for (const n of g.outputs) {
     if (produced(n) && !claimed.has(n)) {
       claimed.add(n);
@@ -191,6 +197,18 @@ function assemblePlan(g: Graph, k: Kernels, opts: PlanOptions, owned: number[]):
   // ---- steps, with the slots each reads and writes for liveness
   const steps: StepFn[] = [];
   const reads: number[][] = [];
+  // Values a step must wait for without reading them: the cotangents behind checkpoint barriers
+  // among its inputs (the barrier itself is an alias, so its wait would be lost otherwise).
+  const after: number[][] = [];
+  const waits = (xs: readonly GNode[]): number[] => {
+    const out: number[] = [];
+    for (let x of xs)
+      while (aliases(x)) {
+        if (x.op === 'rematBarrier') out.push(at(x.inputs[1]), ...waits([x.inputs[1]]));
+        x = x.inputs[0];
+      }
+    return out;
+  };
   const writes: number[][] = [];
   const temps: { slot: number; bytes: number; step: number }[] = [];
   let scratchBytes = 0;
@@ -235,11 +253,12 @@ function assemblePlan(g: Graph, k: Kernels, opts: PlanOptions, owned: number[]):
         };
       steps.push(fn);
       reads.push(u.group.inputs.map(at));
+      after.push(waits(u.group.inputs));
       writes.push(u.group.outputs.map(at));
       continue;
     }
     const n = u.node;
-    if (n.op === 'const' || n.op === 'input' || n.op === 'reshape') continue;
+    if (n.op === 'const' || n.op === 'input' || aliases(n)) continue;
     if (n.op === 'fill' && !consumedOutsideGroups.has(n) && !claimed.has(n)) continue;
     if (groupOf.has(n)) continue;
     const ctx = ctxFor(stepIndex);
@@ -247,6 +266,7 @@ function assemblePlan(g: Graph, k: Kernels, opts: PlanOptions, owned: number[]):
     if (!fast) fallbacks++;
     steps.push(fast ?? hostFallback(n, ctx));
     reads.push(n.inputs.map(at));
+    after.push(waits(n.inputs));
     writes.push([at(n)]);
   }
   for (const o of outputs) {
@@ -254,6 +274,7 @@ function assemblePlan(g: Graph, k: Kernels, opts: PlanOptions, owned: number[]):
     const { slot, copyFrom, size } = o;
     steps.push((p) => k.allocator.u8(p[slot], size * 4).set(k.allocator.u8(p[copyFrom], size * 4)));
     reads.push([copyFrom]);
+    after.push([]);
     writes.push([slot]);
   }
 
@@ -282,7 +303,7 @@ function assemblePlan(g: Graph, k: Kernels, opts: PlanOptions, owned: number[]):
     levelOf = new Array<number>(steps.length).fill(0);
     for (let i = 0; i < steps.length; i++) {
       let lv = 0;
-      for (const s of reads[i]) {
+      for (const s of [...reads[i], ...after[i]]) {
         const j = producer.get(s);
         if (j !== undefined && j < i) lv = Math.max(lv, levelOf[j] + 1);
       }

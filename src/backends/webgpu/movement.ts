@@ -213,6 +213,7 @@ export const movementKernels: Record<string, GpuKernelBuilder> = {
   const: none,
   input: none,
   reshape: none,
+  rematBarrier: none,
   fill,
   transpose,
   broadcastTo,

@@ -120,9 +120,16 @@ interface RawStep {
   touches: number[];
 }
 
+/**
+ * Nodes that share their first input's buffer: reshape, and checkpoint's rematBarrier (whose
+ * second input, a cotangent, only orders the schedule: see `schedule`).
+ */
+const aliases = (n: GNode) => n.op === 'reshape' || n.op === 'rematBarrier';
+
 export function buildPlan(g: Graph, env: PlanEnv): GpuPlan {
   const limit = env.limits.maxStorageBufferBindingSize;
-  const root = (n: GNode): GNode => (n.op === 'reshape' ? root(n.inputs[0]) : n);
+  // reshape and checkpoint's barrier share their input's buffer
+  const root = (n: GNode): GNode => (aliases(n) ? root(n.inputs[0]) : n);
 
   // ---- fusion groups; a group past the binding limit runs as single ops
   const groups = findFusionGroups(g, { canFuse: canElementwise, maxSlots: MAX_FUSED_SLOTS }).filter(
@@ -167,7 +174,7 @@ export function buildPlan(g: Graph, env: PlanEnv): GpuPlan {
   }
   const fills: GNode[] = [];
   for (const n of g.nodes) {
-    if (unitOf.has(n) || n.op === 'const' || n.op === 'input' || n.op === 'reshape') continue;
+    if (unitOf.has(n) || n.op === 'const' || n.op === 'input' || aliases(n)) continue;
     if (n.op === 'fill') {
       fills.push(n);
       continue;
@@ -324,7 +331,7 @@ export function buildPlan(g: Graph, env: PlanEnv): GpuPlan {
   });
 
   let work = 0;
-  for (const n of g.nodes) if (n.op !== 'const' && n.op !== 'input' && n.op !== 'reshape') work += workOf(n);
+  for (const n of g.nodes) if (n.op !== 'const' && n.op !== 'input' && !aliases(n)) work += workOf(n);
 
   return {
     slots,
@@ -347,9 +354,14 @@ function schedule(units: Unit[], unitOf: Map<GNode, Unit>, root: (n: GNode) => G
   for (const u of units) {
     const d = new Set<Unit>();
     for (const m of u.nodes)
-      for (const x of m.inputs) {
+      for (let x of m.inputs) {
         const p = unitOf.get(root(x));
         if (p && p !== u) d.add(p);
+        // a checkpoint barrier on the way: also wait for the unit making its cotangent
+        for (; aliases(x); x = x.inputs[0]) {
+          const q = x.op === 'rematBarrier' ? unitOf.get(root(x.inputs[1])) : undefined;
+          if (q && q !== u) d.add(q);
+        }
       }
     deps.set(u, d);
     for (const p of d) users.set(p, [...(users.get(p) ?? []), u]);

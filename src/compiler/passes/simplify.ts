@@ -1,5 +1,9 @@
 import { GNode, type Graph } from '../../graph/graph';
-import { shapeEq } from '../../shape';
+import { shapeEq, sizeOf } from '../../shape';
+
+/** Outputs from this many elements on make a matmul over a contracted dimension of 1 an outer product. */
+const OUTER_PRODUCT_MIN = 256;
+
 import { isFill, rewrite } from '../rewrite';
 
 /** The operand x of `x op c` if the op with fill c is an identity and leaves x's shape and dtype. */
@@ -25,9 +29,31 @@ function identityOperand(n: GNode): GNode | null {
 }
 
 /**
- * Algebraic simplification: drops no-op nodes (identity, stopGradient, reshapes/broadcasts to the
- * same shape, identity permutations, casts to the same dtype, x+0, x·1, x/1, double negation) and
- * merges chained reshapes. Value-preserving except that x+0 keeps a -0 that IEEE addition would
+ * A matmul whose contracted dimension is 1 is an outer product: a broadcasting multiply of a
+ * column by a row, which the elementwise kernels run at memory speed (and fuse) where the packed
+ * matmul would pack panels for single products (about twice as fast here from a few thousand
+ * outputs on). Weight gradients of one example (xᵀ·g of one row each, and their batch under
+ * vmap) are exactly this. Tiny products stay matmuls. The reshapes only move size-1 axes.
+ */
+function outerProduct(n: GNode): GNode | null {
+  const [a, b] = n.inputs;
+  const ta = n.attrs.transA as boolean;
+  const tb = n.attrs.transB as boolean;
+  const k = ta ? a.shape[a.shape.length - 2] : a.shape[a.shape.length - 1];
+  if (k !== 1 || sizeOf(n.shape) < OUTER_PRODUCT_MIN) return null;
+  const m = ta ? a.shape[a.shape.length - 1] : a.shape[a.shape.length - 2];
+  const nn = tb ? b.shape[b.shape.length - 2] : b.shape[b.shape.length - 1];
+  const col = [...a.shape.slice(0, -2), m, 1];
+  const row = [...b.shape.slice(0, -2), 1, nn];
+  const reshape = (x: GNode, shape: number[]) =>
+    shapeEq(x.shape, shape) ? x : new GNode('reshape', [x], { shape }, shape, x.dtype);
+  return new GNode('mul', [reshape(a, col), reshape(b, row)], {}, n.shape, n.dtype);
+}
+
+/**
+ * Algebraic simplification: drops no-op nodes (identity, stopGradient, custom-rule call wrappers, reshapes/broadcasts to the
+ * same shape, identity permutations, casts to the same dtype, x+0, x·1, x/1, double negation),
+ * merges chained reshapes and turns matmuls over a contracted dimension of 1 into outer products. Value-preserving except that x+0 keeps a -0 that IEEE addition would
  * turn into +0 (as XLA's simplifier does); x·0 is never folded (NaN and ∞ would change).
  */
 export function simplify(g: Graph): Graph {
@@ -37,6 +63,9 @@ export function simplify(g: Graph): Graph {
       case 'identity':
       case 'stopGradient':
         return x;
+      // a custom-rule call is its output's value; its rule mattered only to the transforms
+      case 'customCall':
+        return n.inputs[n.inputs.length - 1];
       case 'reshape':
       case 'broadcastTo':
         if (shapeEq(x.shape, n.shape)) return x;
@@ -49,6 +78,8 @@ export function simplify(g: Graph): Graph {
         return x.dtype === n.dtype ? x : n;
       case 'neg':
         return x.op === 'neg' ? x.inputs[0] : n;
+      case 'matmul':
+        return outerProduct(n) ?? n;
       default:
         return identityOperand(n) ?? n;
     }

@@ -3,6 +3,7 @@ import { DTypeError } from '../../errors';
 import { broadcastShapes } from '../../shape';
 import type { Attrs, DType, Tensor } from '../../tensor';
 import * as o from '../api';
+import { elementwiseRule, unaryRule } from '../batching';
 import { mapBroadcast, mapUnary } from '../reference-utils';
 import { defineOp, type TensorInfo } from '../registry';
 
@@ -29,6 +30,7 @@ function unary(
       return sameInfo(inputs);
     },
     reference: ([x]) => mapUnary(x, f),
+    batch: unaryRule(name),
     ...(dfdx && {
       jvp: ([t], [x], y) => (t ? o.mul(t, dfdx(x, y)) : null),
       vjp: (ct, [x], y) => [o.mul(ct, dfdx(x, y))],
@@ -47,6 +49,7 @@ defineOp({
   reference: ([x]) => mapUnary(x, (v) => -v),
   jvp: ([t]) => (t ? o.neg(t) : null),
   vjp: (ct) => [o.neg(ct)],
+  batch: unaryRule('neg'),
 });
 unary('abs', Math.abs, (x) => o.cast(o.sign(x), 'float32'), false);
 unary('sign', Math.sign, null, false);
@@ -84,6 +87,7 @@ defineOp({
   reference: ([x]) => x.data.slice(),
   jvp: () => null,
   vjp: () => [null],
+  batch: unaryRule('stopGradient'),
 });
 
 /** Identity that transforms insert to mark the variables they differentiate with respect to. */
@@ -94,6 +98,7 @@ defineOp({
   reference: ([x]) => x.data.slice(),
   jvp: ([t]) => t,
   vjp: (ct) => [ct],
+  batch: unaryRule('identity'),
 });
 
 defineOp({
@@ -108,6 +113,7 @@ defineOp({
   // Derivatives flow only between float dtypes.
   jvp: ([t], [x], y) => (t && x.dtype === 'float32' && y.dtype === 'float32' ? t : null),
   vjp: (ct, [x], y) => [x.dtype === 'float32' && y.dtype === 'float32' ? ct : null],
+  batch: unaryRule('cast'),
 });
 
 // ---------------------------------------------------------------- binary
@@ -141,6 +147,7 @@ function binary(
       const g = out.dtype === 'int32' && !opts.outDtype ? intF : f;
       return mapBroadcast(inputs, out.shape, g);
     },
+    batch: elementwiseRule(name),
     ...(partials && {
       jvp: ([ta, tb], [a, b], y) => {
         if (y.dtype !== 'float32') return null;
@@ -175,6 +182,7 @@ defineOp({
   },
   vjp: (ct, [a, b], y) =>
     y.dtype !== 'float32' ? [null, null] : [o.sumTo(ct, a.shape), o.sumTo(ct, b.shape)],
+  batch: elementwiseRule('add'),
 });
 defineOp({
   name: 'sub',
@@ -189,6 +197,7 @@ defineOp({
   },
   vjp: (ct, [a, b], y) =>
     y.dtype !== 'float32' ? [null, null] : [o.sumTo(ct, a.shape), o.sumTo(o.neg(ct), b.shape)],
+  batch: elementwiseRule('sub'),
 });
 binary(
   'mul',
@@ -242,4 +251,5 @@ defineOp({
     y.dtype !== 'float32'
       ? [null, null, null]
       : [null, o.sumTo(o.where(c, ct, 0), a.shape), o.sumTo(o.where(c, 0, ct), b.shape)],
+  batch: elementwiseRule('where'),
 });

@@ -3,8 +3,9 @@ import { DTypeError, ShapeError } from '../../errors';
 import { broadcastShapes, fmt, sizeOf, stridesOf } from '../../shape';
 import type { Attrs, Tensor } from '../../tensor';
 import * as o from '../api';
+import { axisRule, batchFirst, moveBatch } from '../batching';
 import { forEachBroadcast } from '../reference-utils';
-import { apply, defineOp } from '../registry';
+import { apply, type BatchDim, defineOp } from '../registry';
 
 /** (rows, cols) of op(x) for a matrix operand. */
 function dims(shape: readonly number[], trans: boolean): [number, number] {
@@ -87,6 +88,23 @@ defineOp({
     }
     return [o.sumTo(da, a.shape), o.sumTo(db, b.shape)];
   },
+  batch: ([a, b], [da, db], attrs, _y, size) => {
+    const ra = a.ndim - (da === null ? 0 : 1);
+    const rb = b.ndim - (db === null ? 0 : 1);
+    // A batched a (not along its contracted axis) times one shared matrix: fold the batch into
+    // the rows and run one large matmul instead of many small ones.
+    if (db === null && rb === 2 && !attrs.transA && da !== ra) {
+      const k = a.shape[a.ndim - 1];
+      const rows = a.shape.slice(0, -1);
+      const m = apply('matmul', [o.reshape(a, [sizeOf(rows), k]), b], attrs);
+      return [o.reshape(m, [...rows, m.shape[1]]), da];
+    }
+    // Otherwise the batch leads and broadcasts like another batch dimension.
+    const r = Math.max(ra, rb);
+    const A = da === null ? a : batchFirst(a, da, r, size);
+    const B = db === null ? b : batchFirst(b, db, r, size);
+    return [apply('matmul', [A, B], attrs), 0];
+  },
 });
 
 /** Visits each 1-D lane along `axis`: calls f(offset, stride, length). */
@@ -127,6 +145,7 @@ defineOp({
   reference: ([x], attrs) => softmaxRef(x.data, x.shape, axisOf(attrs), false),
   jvp: ([t], _x, y, attrs) => (t ? o.mul(y, o.sub(t, o.sum(o.mul(y, t), axisOf(attrs), true))) : null),
   vjp: (ct, _x, y, attrs) => [o.mul(y, o.sub(ct, o.sum(o.mul(ct, y), axisOf(attrs), true)))],
+  batch: axisRule('softmax'),
 });
 
 defineOp({
@@ -136,6 +155,7 @@ defineOp({
   reference: ([x], attrs) => softmaxRef(x.data, x.shape, axisOf(attrs), true),
   jvp: ([t], _x, y, attrs) => (t ? o.sub(t, o.sum(o.mul(o.exp(y), t), axisOf(attrs), true)) : null),
   vjp: (ct, _x, y, attrs) => [o.sub(ct, o.mul(o.exp(y), o.sum(ct, axisOf(attrs), true)))],
+  batch: axisRule('logSoftmax'),
 });
 
 /**
@@ -169,7 +189,34 @@ defineOp({
   // d loss_i / d x_ic = softmax(x_i)_c - onehot(label_i)_c.
   jvp: ([t], [x, y]) => (t ? o.sum(o.mul(t, xentGrad(x, y)), -1) : null),
   vjp: (ct, [x, y]) => [apply('softmaxCrossEntropyGrad', [x, y, ct]), null],
+  batch: classRowsRule('softmaxCrossEntropy'),
 });
+
+/**
+ * Ops over rows of logits [..., classes] with per-row operands [...]: every operand's batch axis
+ * goes to one place among the row axes (where the logits have it, if not on the class axis).
+ */
+function classRowsRule(name: string) {
+  return (
+    xs: readonly Tensor[],
+    dims: readonly BatchDim[],
+    attrs: Attrs,
+    _y: Tensor,
+    size: number,
+  ): [Tensor, BatchDim] => {
+    const dx = dims[0];
+    const rows = xs[0].ndim - (dx === null ? 0 : 1) - 1;
+    const t = dx !== null && dx <= rows ? dx : (dims.find((d, i) => i > 0 && d !== null) ?? 0);
+    return [
+      apply(
+        name,
+        xs.map((x, i) => moveBatch(x, dims[i], t, size)),
+        attrs,
+      ),
+      t,
+    ];
+  };
+}
 
 function xentGrad(x: Tensor, y: Tensor): Tensor {
   return o.sub(o.softmax(x, -1), o.oneHot(y, x.shape[x.shape.length - 1]));
@@ -208,4 +255,5 @@ defineOp({
     const dg = o.sum(o.mul(ct, xentGrad(x, y)), -1);
     return [dx, null, dg];
   },
+  batch: classRowsRule('softmaxCrossEntropyGrad'),
 });

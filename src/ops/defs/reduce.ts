@@ -3,8 +3,9 @@ import { DTypeError, ShapeError } from '../../errors';
 import { fmt, type Shape } from '../../shape';
 import type { Attrs, Tensor } from '../../tensor';
 import * as o from '../api';
+import { reduceRule, shifted } from '../batching';
 import { reduceAxes } from '../reference-utils';
-import { defineOp, type TensorInfo } from '../registry';
+import { apply, defineOp, type TensorInfo } from '../registry';
 
 const axesOf = (attrs: Attrs) => attrs.axes as number[];
 const keptShape = (shape: Shape, axes: readonly number[]) => shape.map((d, i) => (axes.includes(i) ? 1 : d));
@@ -32,6 +33,7 @@ defineOp({
   jvp: ([t], _x, y, attrs) =>
     t && y.dtype === 'float32' ? o.sum(t, axesOf(attrs), attrs.keepdims as boolean) : null,
   vjp: (ct, [x], _y, attrs) => [x.dtype === 'float32' ? o.broadcastTo(kept(ct, x, attrs), x.shape) : null],
+  batch: reduceRule('sum'),
 });
 
 /** max/min: the derivative goes to the extreme elements, split evenly between ties. */
@@ -55,6 +57,7 @@ function extremum(name: string, init: number, pick: (a: number, b: number) => nu
     vjp: (ct, [x], y, attrs) => [
       x.dtype === 'float32' ? o.mul(kept(ct, x, attrs), share(x, y, attrs)) : null,
     ],
+    batch: reduceRule(name),
   });
 }
 extremum('max', Number.NEGATIVE_INFINITY, Math.max);
@@ -90,5 +93,10 @@ defineOp({
         out[p * inner + q] = best;
       }
     return out;
+  },
+  batch: ([x], [d], attrs) => {
+    const a = attrs.axis as number;
+    const b = d!;
+    return [apply('argmax', [x], { ...attrs, axis: shifted(a, b) }), a < b ? b - 1 : b];
   },
 });

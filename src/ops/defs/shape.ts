@@ -5,8 +5,9 @@ import { DTypeError, ShapeError, ValueError } from '../../errors';
 import { broadcastShapes, broadcastStrides, fmt, type Shape, shapeEq, sizeOf, stridesOf } from '../../shape';
 import type { Attrs, Tensor } from '../../tensor';
 import * as o from '../api';
+import { batchFirst, flatIndices, insertAt, moveBatch, permute, shifted } from '../batching';
 import { forEachFlat, stridedCopy } from '../reference-utils';
-import { defineOp, type TensorInfo } from '../registry';
+import { apply, type BatchDim, defineOp, type TensorInfo } from '../registry';
 
 const num = (attrs: Attrs, k: string) => attrs[k] as number[];
 
@@ -24,6 +25,10 @@ defineOp({
   reference: ([x]) => x.data.slice(),
   jvp: ([t], _x, _y, attrs) => (t ? o.reshape(t, num(attrs, 'shape')) : null),
   vjp: (ct, [x]) => [o.reshape(ct, x.shape)],
+  batch: ([x], [d], attrs, _y, size) => [
+    o.reshape(moveBatch(x, d, 0, size), [size, ...num(attrs, 'shape')]),
+    0,
+  ],
 });
 
 defineOp({
@@ -52,6 +57,8 @@ defineOp({
     const inv = perm.map((_, i) => perm.indexOf(i));
     return [o.transpose(ct, inv)];
   },
+  // The batch goes first: [d, ...perm with the axes at or after d shifted by one].
+  batch: ([x], [d], attrs) => [permute(x, [d!, ...num(attrs, 'perm').map((p) => shifted(p, d!))]), 0],
 });
 
 defineOp({
@@ -73,6 +80,10 @@ defineOp({
   reference: ([x], _attrs, out) => stridedCopy(x.data, out.shape, broadcastStrides(x.shape, out.shape)),
   jvp: ([t], _x, y) => (t ? o.broadcastTo(t, y.shape) : null),
   vjp: (ct, [x]) => [o.sumTo(ct, x.shape)],
+  batch: ([x], [d], attrs, _y, size) => {
+    const target = num(attrs, 'shape');
+    return [o.broadcastTo(batchFirst(x, d, target.length, size), [size, ...target]), 0];
+  },
 });
 
 defineOp({
@@ -114,6 +125,13 @@ defineOp({
       ),
     ];
   },
+  batch: ([x], [d], attrs, _y, n) => [
+    apply('slice', [x], {
+      begin: insertAt(num(attrs, 'begin'), d!, 0),
+      size: insertAt(num(attrs, 'size'), d!, n),
+    }),
+    d,
+  ],
 });
 
 defineOp({
@@ -145,6 +163,10 @@ defineOp({
       (attrs.pads as [number, number][]).map((p) => p[0]),
       [...x.shape],
     ),
+  ],
+  batch: ([x], [d], attrs) => [
+    apply('pad', [x], { pads: insertAt(attrs.pads as [number, number][], d!, [0, 0]) }),
+    d,
   ],
 });
 
@@ -196,6 +218,12 @@ defineOp({
       return o.slice(ct, begin, [...x.shape]);
     });
   },
+  // The batch stays where the first batched input has it; the others are moved (or broadcast) there.
+  batch: (xs, dims, attrs, _y, size) => {
+    const t = dims.find((d) => d !== null)!;
+    const args = xs.map((x, i) => moveBatch(x, dims[i], t, size));
+    return [apply('concat', args, { axis: shifted(attrs.axis as number, t) }), t];
+  },
 });
 
 /** [outer, axisLen, inner] view of a shape around `axis`. */
@@ -229,6 +257,7 @@ defineOp({
     x.dtype === 'float32' ? o.scatterAdd(ct, idx, attrs.axis as number, x.shape[attrs.axis as number]) : null,
     null,
   ],
+  batch: batchGather,
 });
 
 defineOp({
@@ -263,6 +292,92 @@ defineOp({
   jvp: ([t], [, idx], _y, attrs) =>
     t ? o.scatterAdd(t, idx, attrs.axis as number, attrs.dimSize as number) : null,
   vjp: (ct, [, idx], _y, attrs) => [o.gather(ct, idx, attrs.axis as number), null],
+  batch: batchScatterAdd,
 });
+
+/**
+ * gather(x, idx) along `axis`, per example. With only x batched the batch axis passes through;
+ * with only the indices batched, their batch axis lands inside the index axes of the result.
+ * With both, x becomes one [size·len, ...] table (batch and gathered axis adjacent) and the
+ * indices are offset per example, so it is still one gather.
+ */
+function batchGather(
+  [x, idx]: readonly Tensor[],
+  [dx, di]: readonly BatchDim[],
+  attrs: Attrs,
+  _y: Tensor,
+  size: number,
+): [Tensor, BatchDim] {
+  const axis = attrs.axis as number;
+  if (di === null) {
+    const b = dx!;
+    const a = shifted(axis, b);
+    return [apply('gather', [x, idx], { axis: a }), b < a ? b : b - 1 + idx.ndim];
+  }
+  if (dx === null) return [apply('gather', [x, idx], { axis }), axis + di];
+  // x: [B, ...pre, len, ...post] -> [B, len, ...pre, ...post] -> [B·len, ...pre, ...post]
+  const xb = moveBatch(x, dx, 0, size);
+  const pre = xb.shape.slice(1, axis + 1);
+  const len = xb.shape[axis + 1];
+  const post = xb.shape.slice(axis + 2);
+  const table = o.reshape(
+    permute(xb, [0, axis + 1, ...pre.map((_, i) => i + 1), ...post.map((_, i) => i + axis + 2)]),
+    [size * len, ...pre, ...post],
+  );
+  const ib = moveBatch(idx, di, 0, size); // [B, ...k]
+  const g = apply('gather', [table, flatIndices(ib, size, len)], { axis: 0 }); // [B, ...k, ...pre, ...post]
+  const k = ib.ndim - 1;
+  // back to [B, ...pre, ...k, ...post]
+  const perm = [
+    0,
+    ...pre.map((_, i) => 1 + k + i),
+    ...Array.from({ length: k }, (_, i) => 1 + i),
+    ...post.map((_, i) => 1 + k + pre.length + i),
+  ];
+  return [permute(g, perm), 0];
+}
+
+/**
+ * scatterAdd(u, idx) along `axis` into dimSize slots, per example. With both batched (or only
+ * the indices: the updates are then broadcast), updates go into one [size·dimSize, ...] table at
+ * per-example offsets, then the batch is split off again.
+ */
+function batchScatterAdd(
+  [u, idx]: readonly Tensor[],
+  [du, di]: readonly BatchDim[],
+  attrs: Attrs,
+  _y: Tensor,
+  size: number,
+): [Tensor, BatchDim] {
+  const axis = attrs.axis as number;
+  const dimSize = attrs.dimSize as number;
+  const k = idx.ndim - (di === null ? 0 : 1);
+  if (di === null) {
+    const b = du!;
+    if (b <= axis) return [apply('scatterAdd', [u, idx], { axis: axis + 1, dimSize }), b];
+    if (b >= axis + k) return [apply('scatterAdd', [u, idx], { axis, dimSize }), b - k + 1];
+    // the batch sits among the index axes: move it first
+    return [apply('scatterAdd', [moveBatch(u, b, 0, size), idx], { axis: axis + 1, dimSize }), 0];
+  }
+  // u: [B, ...pre, ...k, ...post] (an unbatched u is broadcast along the batch)
+  const ub = moveBatch(u, du, 0, size);
+  const ib = moveBatch(idx, di, 0, size);
+  const pre = ub.shape.slice(1, axis + 1);
+  const post = ub.shape.slice(axis + 1 + k);
+  // -> [B, ...k, ...pre, ...post]
+  const perm = [
+    0,
+    ...Array.from({ length: k }, (_, i) => axis + 1 + i),
+    ...pre.map((_, i) => 1 + i),
+    ...post.map((_, i) => axis + 1 + k + i),
+  ];
+  const s = apply('scatterAdd', [permute(ub, perm), flatIndices(ib, size, dimSize)], {
+    axis: 0,
+    dimSize: size * dimSize,
+  }); // [B·dimSize, ...pre, ...post]
+  const r = o.reshape(s, [size, dimSize, ...pre, ...post]);
+  // -> [B, ...pre, dimSize, ...post]
+  return [permute(r, [0, ...pre.map((_, i) => 2 + i), 1, ...post.map((_, i) => 2 + pre.length + i)]), 0];
+}
 
 export type { Tensor, TensorInfo };

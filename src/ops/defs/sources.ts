@@ -2,6 +2,7 @@
 import { ConcretizationError } from '../../errors';
 import { sizeOf } from '../../shape';
 import type { DType } from '../../tensor';
+import { sourceRule, unaryRule } from '../batching';
 import { defineOp } from '../registry';
 
 /** A realized buffer. Backends read it from the tensor's storage, never through this reference. */
@@ -14,6 +15,7 @@ defineOp({
   reference: () => {
     throw new ConcretizationError('const nodes carry their own storage');
   },
+  batch: sourceRule,
 });
 
 /** Every element equal to attrs.value; cheap to fold and never materialized when fusion absorbs it. */
@@ -22,6 +24,7 @@ defineOp({
   kind: 'source',
   infer: (_inputs, attrs) => ({ shape: attrs.shape as number[], dtype: attrs.dtype as DType }),
   reference: (_inputs, attrs, out) => new Float64Array(sizeOf(out.shape)).fill(attrs.value as number),
+  batch: sourceRule,
 });
 
 /** A symbolic argument of trace/jit: has a shape and dtype but no value until the plan runs. */
@@ -34,6 +37,7 @@ defineOp({
       `input ${String(attrs.index)} is symbolic: its value exists only when the plan runs`,
     );
   },
+  batch: sourceRule,
 });
 
 /**
@@ -48,4 +52,5 @@ defineOp({
   reference: ([x]) => x.data.slice(),
   jvp: ([t]) => t,
   vjp: (ct) => [ct],
+  batch: unaryRule('transfer'),
 });
