@@ -153,7 +153,7 @@ const MUTATIONS = [
       {
         file: 'assembly/task.ts',
         find: "import { reduceAxis } from './reduce';",
-        replace: "import { reduceAxis, R_SUM } from './reduce';",
+        replace: "import { reduceAxis } from './reduce';\nimport { R_SUM } from './opcodes';",
       },
       {
         file: 'assembly/task.ts',
