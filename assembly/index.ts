@@ -141,3 +141,36 @@ export function runTask(rec: usize, u0: i32, u1: i32, scratch: usize): i32 {
 export function setProgress(addr: usize): void {
   setProgressImpl(addr);
 }
+
+// ---- convolution and pooling (assembly/conv.ts, assembly/pool.ts) --------------------
+
+import { conv as convImpl, convGrain as convGrainImpl, convUnits as convUnitsImpl, convScratchBytes as convScratchImpl } from './conv';
+import { pool as poolImpl, poolUnits as poolUnitsImpl } from './pool';
+
+/** Work units [u0, u1) of a convolution or one of its gradients (descriptor: assembly/conv.ts). */
+export function conv(desc: usize, u0: i32, u1: i32, scratch: usize): void {
+  convImpl(desc, u0, u1, scratch);
+}
+
+/** Units a split hands out: result rows, images (input gradient) or output-channel panels. */
+export function convUnits(desc: usize): i32 {
+  return convUnitsImpl(desc);
+}
+
+export function convScratchBytes(desc: usize): i32 {
+  return convScratchImpl(desc);
+}
+
+/** Ranges of units should start at multiples of this (whole micro-kernel panels). */
+export function convGrain(desc: usize): i32 {
+  return convGrainImpl(desc);
+}
+
+/** Units [u0, u1) of a pooling op (descriptor: assembly/pool.ts). */
+export function pool(desc: usize, u0: i32, u1: i32): void {
+  poolImpl(desc, u0, u1);
+}
+
+export function poolUnits(desc: usize): i32 {
+  return poolUnitsImpl(desc);
+}

@@ -17,7 +17,7 @@ export const KC: i32 = 256;
 export const MC: i32 = 240;
 export const NC: i32 = 2048;
 
-@inline function roundUp(x: i32, m: i32): i32 {
+@inline export function roundUp(x: i32, m: i32): i32 {
   return ((x + m - 1) / m) * m;
 }
 
@@ -41,7 +41,7 @@ export function matmulScratchBytes(M: i32, N: i32, K: i32): i32 {
   }
 }
 
-function micro(kc: i32, pa: usize, pb: usize, c: usize, ldc: usize, acc: bool): void {
+export function micro(kc: i32, pa: usize, pb: usize, c: usize, ldc: usize, acc: bool): void {
   let c00 = f32x4.splat(0), c01 = f32x4.splat(0);
   let c10 = f32x4.splat(0), c11 = f32x4.splat(0);
   let c20 = f32x4.splat(0), c21 = f32x4.splat(0);
@@ -87,7 +87,7 @@ function micro(kc: i32, pa: usize, pb: usize, c: usize, ldc: usize, acc: bool): 
 // ---- packing ---------------------------------------------------------------------
 
 /** Pack rows [i0, i0+mc) × depth [k0, k0+kc) of op(A) into MR-row panels ([k][MR]), zero padded. */
-function packA(a: usize, lda: i32, transA: bool, i0: i32, mc: i32, k0: i32, kc: i32, dst: usize): void {
+export function packA(a: usize, lda: i32, transA: bool, i0: i32, mc: i32, k0: i32, kc: i32, dst: usize): void {
   const panels = (mc + MR - 1) / MR;
   for (let p = 0; p < panels; p++) {
     const pd = dst + ((<usize>p * <usize>kc * <usize>MR) << 2);
@@ -128,7 +128,7 @@ function packA(a: usize, lda: i32, transA: bool, i0: i32, mc: i32, k0: i32, kc: 
 }
 
 /** Pack depth [k0, k0+kc) × cols [j0, j0+nc) of op(B) into NR-col panels ([k][NR]), zero padded. */
-function packB(b: usize, ldb: i32, transB: bool, k0: i32, kc: i32, j0: i32, nc: i32, dst: usize): void {
+export function packB(b: usize, ldb: i32, transB: bool, k0: i32, kc: i32, j0: i32, nc: i32, dst: usize): void {
   const panels = (nc + NR - 1) / NR;
   for (let q = 0; q < panels; q++) {
     const pd = dst + ((<usize>q * <usize>kc * <usize>NR) << 2);
@@ -186,7 +186,7 @@ export function setProgress(addr: usize): void {
   progressAddr = addr;
 }
 
-@inline function tick(): void {
+@inline export function tick(): void {
   if (progressAddr != 0) store<i32>(progressAddr, load<i32>(progressAddr) + 1);
 }
 

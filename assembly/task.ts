@@ -16,17 +16,24 @@
 //   T_SOFTMAX  x out cols logMode               units = rows
 //   T_STRIDED  which(0 binary, 1 where, 2 copy) op p0 p1 p2 out desc[31]
 //                                               units = the descriptor's first dim
+//   T_CONV     the 20 words of a conv descriptor (assembly/conv.ts)
+//                                               units = convUnits: result rows, images (input
+//                                               gradient) or output-channel panels
+//   T_POOL     the 16 words of a pool descriptor (assembly/pool.ts)
+//                                               units = result rows (n, oh), or images for the gradients
 //
 // `scratch` is the calling thread's own region: 256 bytes for a descriptor copy, then kernel
 // scratch (matmul packing, fused tiles).
 
-import { T_BINARY, T_FILL, T_FUSED, T_MATMUL, T_REDUCE, T_SOFTMAX, T_STRIDED, T_UNARY, T_WHERE } from './opcodes';
+import { T_BINARY, T_CONV, T_FILL, T_FUSED, T_MATMUL, T_POOL, T_REDUCE, T_SOFTMAX, T_STRIDED, T_UNARY, T_WHERE } from './opcodes';
 import { matmul } from './matmul';
 import { fusedRange, TILE } from './fused';
 import { unaryRun, binaryRun, whereRun, fillRun } from './ops';
 import { reduceAxis } from './reduce';
 import { softmaxRows } from './softmax';
 import { binaryStrided, whereStrided, copyStrided, DESC_WORDS } from './strided';
+import { conv } from './conv';
+import { pool } from './pool';
 
 
 export const TASK_DESC_BYTES: i32 = 256;
@@ -107,6 +114,14 @@ export function runTask(rec: usize, u0: i32, u1: i32, scratch: usize): i32 {
       if (which == 0) binaryStrided(arg(rec, 1), p0, p1, po, scratch);
       else if (which == 1) whereStrided(p0, p1, p2, po, scratch);
       else copyStrided(p0, po, scratch);
+      return 0;
+    }
+    case T_CONV: {
+      conv(rec + 8, u0, u1, ks);
+      return 0;
+    }
+    case T_POOL: {
+      pool(rec + 8, u0, u1);
       return 0;
     }
   }

@@ -45,6 +45,11 @@ declare module './tensor' {
     slice(begin: number | readonly number[], size?: number | readonly number[]): Tensor;
     gather(indices: Like, axis?: number): Tensor;
     matmul(y: Like): Tensor;
+    conv2d(w: Like, opts?: o.Conv2dOptions): Tensor;
+    conv1d(w: Like, opts?: o.Conv1dOptions): Tensor;
+    convTranspose2d(w: Like, opts?: o.ConvTranspose2dOptions): Tensor;
+    maxPool2d(window: number | readonly [number, number], opts?: o.Pool2dOptions): Tensor;
+    avgPool2d(window: number | readonly [number, number], opts?: o.Pool2dOptions): Tensor;
     softmax(axis?: number): Tensor;
     logSoftmax(axis?: number): Tensor;
     cast(dtype: DType): Tensor;
@@ -170,6 +175,21 @@ const methods: Record<string, (this: Tensor, ...args: any[]) => Tensor> = {
   },
   matmul(y) {
     return o.matmul(this, y);
+  },
+  conv2d(w, opts) {
+    return o.conv2d(this, w, opts);
+  },
+  conv1d(w, opts) {
+    return o.conv1d(this, w, opts);
+  },
+  convTranspose2d(w, opts) {
+    return o.convTranspose2d(this, w, opts);
+  },
+  maxPool2d(window, opts) {
+    return o.maxPool2d(this, window, opts);
+  },
+  avgPool2d(window, opts) {
+    return o.avgPool2d(this, window, opts);
   },
   softmax(axis) {
     return o.softmax(this, axis);

@@ -78,6 +78,236 @@ const binary = (
   make: () => f,
 });
 
+// ---------------------------------------------------------------- convolution and pooling
+
+/**
+ * A random convolution: [x shape, filter shape, [sh, sw, dh, dw, groups, padMode, pt, pb, pl, pr]]
+ * (padMode 0 'valid', 1 'same', 2 explicit), odd sizes, batch 0 sometimes, every padding mode,
+ * strides, dilations and groups; the window always fits the padded input.
+ */
+const convCase = fc
+  .record({
+    n: fc.oneof(
+      { weight: 1, arbitrary: fc.constant(0) },
+      { weight: 6, arbitrary: fc.integer({ min: 1, max: 2 }) },
+    ),
+    h: fc.integer({ min: 1, max: 6 }),
+    w: fc.integer({ min: 1, max: 6 }),
+    groups: fc.integer({ min: 1, max: 2 }),
+    cinG: fc.integer({ min: 1, max: 2 }),
+    coutG: fc.integer({ min: 1, max: 3 }),
+    kh: fc.integer({ min: 1, max: 3 }),
+    kw: fc.integer({ min: 1, max: 3 }),
+    st: fc.array(fc.integer({ min: 1, max: 2 }), { minLength: 2, maxLength: 2 }),
+    dil: fc.array(fc.integer({ min: 1, max: 2 }), { minLength: 2, maxLength: 2 }),
+    mode: fc.integer({ min: 0, max: 2 }),
+    pads: fc.array(fc.nat(2), { minLength: 4, maxLength: 4 }),
+  })
+  .map((c) => ({ ...c, pads: c.mode === 2 ? c.pads : [0, 0, 0, 0] }))
+  .filter(
+    (c) =>
+      c.mode === 1 ||
+      (c.h + c.pads[0] + c.pads[1] >= (c.kh - 1) * c.dil[0] + 1 &&
+        c.w + c.pads[2] + c.pads[3] >= (c.kw - 1) * c.dil[1] + 1),
+  )
+  .map((c) => [
+    [c.n, c.h, c.w, c.groups * c.cinG],
+    [c.kh, c.kw, c.cinG, c.groups * c.coutG],
+    [...c.st, ...c.dil, c.groups, c.mode, ...c.pads],
+  ]);
+
+type ConvParams = {
+  strides: [number, number];
+  dilations: [number, number];
+  groups: number;
+  padding: o.Padding;
+};
+function convParams(p: number[]): ConvParams {
+  const [sh, sw, dh, dw, groups, mode, pt, pb, pl, pr] = p;
+  const padding: o.Padding =
+    mode === 0
+      ? 'valid'
+      : mode === 1
+        ? 'same'
+        : [
+            [pt, pb],
+            [pl, pr],
+          ];
+  return { strides: [sh, sw], dilations: [dh, dw], groups, padding };
+}
+
+/** The primitives' attributes and output shape of a convCase (the public conv2d resolves the padding). */
+function convPrim(x: number[], w: number[], p: number[]) {
+  const c = convParams(p);
+  const y = o.conv2d(
+    tensor(new Float32Array(x.reduce((a, d) => a * d, 1)), { shape: x }),
+    tensor(new Float32Array(w.reduce((a, d) => a * d, 1)), { shape: w }),
+    c,
+  );
+  return { attrs: y.attrs, y: [...y.shape] };
+}
+
+/**
+ * A random pooling: [x shape, [kh, kw, sh, sw, padMode, pt, pb, pl, pr]] (pads below the window).
+ */
+const poolCase = fc
+  .record({
+    n: fc.oneof(
+      { weight: 1, arbitrary: fc.constant(0) },
+      { weight: 6, arbitrary: fc.integer({ min: 1, max: 2 }) },
+    ),
+    h: fc.integer({ min: 1, max: 6 }),
+    w: fc.integer({ min: 1, max: 6 }),
+    c: fc.integer({ min: 1, max: 5 }),
+    kh: fc.integer({ min: 1, max: 3 }),
+    kw: fc.integer({ min: 1, max: 3 }),
+    st: fc.array(fc.integer({ min: 1, max: 3 }), { minLength: 2, maxLength: 2 }),
+    mode: fc.integer({ min: 0, max: 2 }),
+    pads: fc.array(fc.nat(2), { minLength: 4, maxLength: 4 }),
+  })
+  .map((c) => ({
+    ...c,
+    pads:
+      c.mode === 2 ? [c.pads[0] % c.kh, c.pads[1] % c.kh, c.pads[2] % c.kw, c.pads[3] % c.kw] : [0, 0, 0, 0],
+  }))
+  .filter((c) => c.mode === 1 || (c.h + c.pads[0] + c.pads[1] >= c.kh && c.w + c.pads[2] + c.pads[3] >= c.kw))
+  .map((c) => [
+    [c.n, c.h, c.w, c.c],
+    [c.kh, c.kw, ...c.st, c.mode, ...c.pads],
+  ]);
+
+function poolParams(p: number[]): { window: [number, number]; opts: o.Pool2dOptions } {
+  const [kh, kw, sh, sw, mode, pt, pb, pl, pr] = p;
+  return {
+    window: [kh, kw],
+    opts: {
+      strides: [sh, sw],
+      padding:
+        mode === 0
+          ? 'valid'
+          : mode === 1
+            ? 'same'
+            : [
+                [pt, pb],
+                [pl, pr],
+              ],
+    },
+  };
+}
+
+function poolPrim(x: number[], p: number[]) {
+  const { window, opts } = poolParams(p);
+  const y = o.maxPool2d(tensor(new Float32Array(x.reduce((a, d) => a * d, 1)), { shape: x }), window, opts);
+  return { attrs: y.attrs, y: [...y.shape] };
+}
+
+export const convSpecs: Spec[] = [
+  {
+    name: 'conv2d',
+    domains: ['real', 'real'],
+    shapes: convCase,
+    make:
+      ([, , p]) =>
+      (x, w) =>
+        o.conv2d(x, w, convParams(p)),
+  },
+  {
+    name: 'conv2dBackpropInput',
+    domains: ['real', 'real'],
+    // [dy, filter, x, params]: dy has the forward convolution's output shape
+    shapes: convCase.map(([x, w, p]) => [convPrim(x, w, p).y, w, x, p]),
+    make: ([, w, x, p]) => {
+      const { attrs } = convPrim(x, w, p);
+      return (dy, f) => apply('conv2dBackpropInput', [dy, f], { ...attrs, inputShape: [x[1], x[2]] });
+    },
+  },
+  {
+    name: 'conv2dBackpropFilter',
+    domains: ['real', 'real'],
+    shapes: convCase.map(([x, w, p]) => [x, convPrim(x, w, p).y, w, p]),
+    make: ([x, , w, p]) => {
+      const { attrs } = convPrim(x, w, p);
+      return (xx, dy) => apply('conv2dBackpropFilter', [xx, dy], { ...attrs, filterShape: [w[0], w[1]] });
+    },
+  },
+  {
+    name: 'conv1d',
+    domains: ['real', 'real'],
+    shapes: convCase.map(([x, w, p]) => [[x[0], x[2], x[3]], [w[1], w[2], w[3]], p]),
+    make: ([, , p]) => {
+      const c = convParams(p);
+      const padding = typeof c.padding === 'string' ? c.padding : c.padding[1];
+      return (x, w) =>
+        o.conv1d(x, w, { strides: c.strides[1], dilations: c.dilations[1], groups: c.groups, padding });
+    },
+  },
+  {
+    name: 'convTranspose2d',
+    domains: ['real', 'real'],
+    // x [N, H, W, Cin] -> [N, OH, OW, Cout] with a filter [KH, KW, Cout, Cin]; the forward
+    // convolution maps [N, OH, OW, Cout] to x's size (groups and dilations 1 here)
+    shapes: convCase.map(([x, w, p]) => {
+      const q = [p[0], p[1], 1, 1, 1, ...p.slice(5)];
+      const f = [w[0], w[1], w[2], w[3] / p[4]];
+      const out = [x[0], x[1], x[2], w[2]];
+      try {
+        return [convPrim(out, f, q).y, [f[0], f[1], f[2], f[3]], out, q];
+      } catch {
+        return [[x[0], x[1], x[2], w[2]], [1, 1, w[2], w[2]], out, [1, 1, 1, 1, 1, 0, 0, 0, 0, 0]];
+      }
+    }),
+    make: ([, , out, p]) => {
+      const c = convParams(p);
+      return (x, w) => o.convTranspose2d(x, w, { strides: c.strides, padding: c.padding, outputShape: out });
+    },
+  },
+  {
+    name: 'maxPool2d',
+    domains: ['real'],
+    shapes: poolCase,
+    make: ([, p]) => {
+      const { window, opts } = poolParams(p);
+      return (x) => o.maxPool2d(x, window, opts);
+    },
+  },
+  {
+    name: 'avgPool2d',
+    domains: ['real'],
+    shapes: poolCase,
+    make: ([, p]) => {
+      const { window, opts } = poolParams(p);
+      return (x) => o.avgPool2d(x, window, opts);
+    },
+  },
+  {
+    name: 'maxPool2dGather',
+    domains: ['real', 'real'],
+    shapes: poolCase.map(([x, p]) => [x, x, p]),
+    make: ([x, , p]) => {
+      const { attrs } = poolPrim(x, p);
+      return (xx, g) => apply('maxPool2dGather', [xx, g], attrs);
+    },
+  },
+  {
+    name: 'maxPool2dGrad',
+    domains: ['real', 'real'],
+    shapes: poolCase.map(([x, p]) => [x, poolPrim(x, p).y, p]),
+    make: ([x, , p]) => {
+      const { attrs } = poolPrim(x, p);
+      return (xx, ct) => apply('maxPool2dGrad', [xx, ct], attrs);
+    },
+  },
+  {
+    name: 'avgPool2dGrad',
+    domains: ['real'],
+    shapes: poolCase.map(([x, p]) => [poolPrim(x, p).y, x, p]),
+    make: ([, x, p]) => {
+      const { attrs } = poolPrim(x, p);
+      return (ct) => apply('avgPool2dGrad', [ct], { ...attrs, inputShape: [x[1], x[2]] });
+    },
+  },
+];
+
 export const specs: Spec[] = [
   unary('neg', o.neg),
   unary('abs', o.abs, 'nonzero'),
@@ -327,4 +557,5 @@ export const specs: Spec[] = [
       return (x) => o.logSoftmax(x, axis);
     },
   },
+  ...convSpecs,
 ];

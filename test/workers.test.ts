@@ -18,10 +18,13 @@ import { loadSharedKernels } from '../src/backends/wasm/scheduler/module';
 import { splitPolicy } from '../src/backends/wasm/scheduler/partition';
 import { WorkerError, WorkerPool } from '../src/backends/wasm/scheduler/pool';
 import {
+  avgPool2d,
+  conv2d,
   full,
   init,
   jit,
   matmul,
+  maxPool2d,
   memoryStats,
   nn,
   random,
@@ -151,6 +154,10 @@ function cases(): { name: string; kinds: Kind[]; run: () => Tensor[] }[] {
   const wide = random.normal([2000, 301], { seed: 8 });
   const cube = random.normal([40, 300, 50], { seed: 9 });
   const m = mask([600, 500]);
+  const img = random.normal([4, 19, 17, 12], { seed: 10 });
+  const filt = random.normal([3, 3, 12, 20], { seed: 11 });
+  const dwFilt = random.normal([2, 3, 1, 12], { seed: 12 });
+  const img2 = random.normal([8, 33, 31, 12], { seed: 13 });
   const loss = (x: Tensor, y: Tensor) => matmul(x, y).tanh().sum();
   return [
     { name: 'matmul', kinds: ['matmul'], run: () => [matmul(a, b)] },
@@ -195,6 +202,42 @@ function cases(): { name: string; kinds: Kind[]; run: () => Tensor[] }[] {
     },
     { name: 'reduction over a middle axis', kinds: ['reduce'], run: () => [cube.sum(1)] },
     { name: 'softmax', kinds: ['softmax'], run: () => [wide.softmax(-1), wide.logSoftmax(-1)] },
+    {
+      name: 'convolution and both gradients; depthwise, strided and dilated',
+      kinds: ['conv'],
+      run: () => {
+        const f = (u: Tensor, k: Tensor, d: Tensor) =>
+          conv2d(u, k, { padding: 'same' })
+            .tanh()
+            .sum()
+            .add(
+              conv2d(u, d, {
+                strides: 2,
+                dilations: [1, 2],
+                groups: 12,
+                padding: [
+                  [1, 2],
+                  [0, 1],
+                ],
+              })
+                .square()
+                .sum(),
+            );
+        return valueAndGrad(f, [0, 1, 2])(img, filt, dwFilt).flat() as Tensor[];
+      },
+    },
+    {
+      name: 'pooling and its gradients',
+      kinds: ['pool'],
+      run: () => {
+        const f = (u: Tensor) =>
+          maxPool2d(u, 3, { strides: 2, padding: 'same' })
+            .square()
+            .sum()
+            .add(avgPool2d(u, [2, 3]).tanh().sum());
+        return valueAndGrad(f)(img2).flat() as Tensor[];
+      },
+    },
   ];
 }
 
@@ -320,6 +363,9 @@ describe('faults', () => {
   const x = random.normal([600, 500], { seed: 33 });
   const y = random.normal([600, 500], { seed: 34 });
   const m = mask([600, 500]);
+  const img = random.normal([8, 32, 32, 16], { seed: 35 });
+  const filt = random.normal([3, 3, 16, 32], { seed: 36 });
+  const pimg = random.normal([8, 64, 64, 16], { seed: 37 });
   /**
    * One computation per task kind whose first job starts with a task of that kind: with
    * mainClaims false the doomed worker claims chunk 0 of the first job, so it dies in that kind.
@@ -334,6 +380,8 @@ describe('faults', () => {
     reduce: { inputs: [x], run: () => x.sum(1) },
     softmax: { inputs: [x], run: () => x.softmax(-1) },
     strided: { inputs: [x], run: () => x.transpose() },
+    conv: { inputs: [img, filt], run: () => conv2d(img, filt, { padding: 'same' }) },
+    pool: { inputs: [pimg], run: () => maxPool2d(pimg, 2) },
   };
   const kinds = Object.keys(faultCases) as Kind[];
   const want = new Map<Kind, Float32Array>();

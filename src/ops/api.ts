@@ -349,3 +349,18 @@ export function checkAxisInRange(op: string, axis: number, ndim: number): void {
 }
 
 export { broadcastShapes, sizeOf };
+
+// ---------------------------------------------------------------- convolution and pooling (conv-api.ts)
+
+export {
+  avgPool2d,
+  type Conv1dOptions,
+  type Conv2dOptions,
+  type ConvTranspose2dOptions,
+  conv1d,
+  conv2d,
+  convTranspose2d,
+  maxPool2d,
+  type Padding,
+  type Pool2dOptions,
+} from './conv-api';

@@ -14,6 +14,7 @@
  */
 import type { Backend } from '../backends/backend';
 import { GNode, Graph } from '../graph/graph';
+import { convGeoOf } from '../ops/conv-geometry';
 import { envVar } from '../platform/node';
 import { sizeOf } from '../shape';
 import type { Device } from '../tensor';
@@ -46,6 +47,13 @@ export function workOf(n: GNode): number {
       const k = n.attrs.transA ? a[a.length - 2] : a[a.length - 1];
       return 2 * out * k;
     }
+    case 'conv2d':
+    case 'conv2dBackpropInput':
+    case 'conv2dBackpropFilter': {
+      // multiply-adds of the forward convolution: output elements × window × input channels per group
+      const g = convGeoOf(n.op, n.inputs, n.shape, n.attrs);
+      return 2 * g.N * g.OH * g.OW * g.KH * g.KW * g.cinG * g.Cout;
+    }
     case 'sum':
     case 'max':
     case 'min':
@@ -61,6 +69,9 @@ export function workOf(n: GNode): number {
   }
 }
 
+/** Ops whose time is their flops (matmul and the convolutions), not their bytes. */
+const flopBound = (n: GNode) => n.op === 'matmul' || n.op.startsWith('conv2d');
+
 /** Bytes a node reads and writes. */
 function bytesOf(n: GNode): number {
   let b = sizeOf(n.shape);
@@ -70,12 +81,15 @@ function bytesOf(n: GNode): number {
 
 /** Estimated wasm time, ns: ~40 GFLOP/s a thread on matmul, ~4 GB/s a thread elsewhere. */
 function wasmNs(n: GNode, threads: number): number {
-  const t = n.op === 'matmul' ? workOf(n) / 40 : bytesOf(n) / 4 + workOf(n) * 0.3;
+  const t = flopBound(n) ? workOf(n) / 40 : bytesOf(n) / 4 + workOf(n) * 0.3;
   return t / Math.max(1, threads) + 200;
 }
 
 function gpuNs(n: GNode, p: GpuProfile): number {
-  const compute = n.op === 'matmul' ? workOf(n) / p.flopsPerNs : bytesOf(n) / p.bytesPerNs;
+  // the WGSL convolutions are direct (no tiling): count them at a quarter of matmul's rate
+  const compute = flopBound(n)
+    ? (workOf(n) * (n.op === 'matmul' ? 1 : 4)) / p.flopsPerNs
+    : bytesOf(n) / p.bytesPerNs;
   return p.dispatchNs + compute;
 }
 

@@ -42,6 +42,14 @@
  *   matmulParam(i) -> MR, NR, KC, MC, NC for i = 0..4
  *   fused(program, scratch) -> 0 | -1    run a fused elementwise program (format below); -1 = malformed
  *   fusedScratchBytes(nSlots) -> bytes   fusedTile() -> tile length (512)
+ *   conv(desc, u0, u1, scratch)          units [u0,u1) of conv2d / its input or filter gradient;
+ *                                        desc: 20 i32 words (assembly/conv.ts)
+ *   convUnits(desc) -> units             result rows, images (input gradient) or column panels
+ *   convGrain(desc) -> units             ranges start at multiples of it (whole panels)
+ *   convScratchBytes(desc) -> bytes      for any unit range
+ *   pool(desc, u0, u1)                   units [u0,u1) of max/avg pooling or their gradients;
+ *                                        desc: 16 i32 words (assembly/pool.ts)
+ *   poolUnits(desc) -> units
  *
  * ## Strided descriptor (31 i32 words) for binaryBroadcast / whereBroadcast / copy
  *   [0] ndim (0..6)   [1..7) shape   [7..13) strides of operand 0   [13..19) operand 1
@@ -165,6 +173,12 @@ export interface KernelExports {
   fused(program: number, scratch: number): number;
   fusedScratchBytes(nSlots: number): number;
   fusedTile(): number;
+  conv(desc: number, u0: number, u1: number, scratch: number): void;
+  convUnits(desc: number): number;
+  convGrain(desc: number): number;
+  convScratchBytes(desc: number): number;
+  pool(desc: number, u0: number, u1: number): void;
+  poolUnits(desc: number): number;
 }
 
 export const MAX_DIMS = 6;
@@ -499,6 +513,27 @@ export class Kernels {
     } finally {
       if (own) this.free(scratch!);
     }
+  }
+
+  // ---- convolution and pooling (descriptors: assembly/conv.ts, assembly/pool.ts) ----
+  private descWords(words: ArrayLike<number>): number {
+    this.allocator.i32(this.desc, words.length).set(words);
+    return this.desc;
+  }
+  conv(words: ArrayLike<number>, u0: number, u1: number, scratch: number): void {
+    this.exports.conv(this.descWords(words), u0, u1, scratch);
+  }
+  convUnits(words: ArrayLike<number>): number {
+    return this.exports.convUnits(this.descWords(words));
+  }
+  convGrain(words: ArrayLike<number>): number {
+    return this.exports.convGrain(this.descWords(words));
+  }
+  convScratchBytes(words: ArrayLike<number>): number {
+    return this.exports.convScratchBytes(this.descWords(words));
+  }
+  pool(words: ArrayLike<number>, u0: number, u1: number): void {
+    this.exports.pool(this.descWords(words), u0, u1);
   }
 
   // ---- fused ----

@@ -8,6 +8,7 @@ import { ValueError } from '../../errors';
 import type { GNode } from '../../graph/graph';
 import { getOp } from '../../ops/registry';
 import { broadcastStrides, sizeOf, stridesOf } from '../../shape';
+import { convKernels } from './conv';
 import {
   BinaryOp,
   type BinaryOpCode,
@@ -547,6 +548,7 @@ export const wasmKernels: Record<string, KernelBuilder> = {
   logSoftmax: softmaxFamily,
   softmaxCrossEntropy,
   softmaxCrossEntropyGrad,
+  ...convKernels,
 };
 // Every kernel op named like a graph op serves it (codeOf: the int32 variant by its suffix).
 const graphOpName = (k: string) => k !== 'copy' && !k.endsWith('I32') && !k.startsWith('cast');

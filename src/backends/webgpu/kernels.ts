@@ -3,6 +3,7 @@
  * place that lists which files provide kernels; an op missing here is not supported on the GPU
  * (placement keeps it elsewhere).
  */
+import { convKernels } from './conv';
 import { elementwiseKernels } from './elementwise';
 import { gatherKernels } from './gather';
 import type { GpuKernelBuilder } from './kernel';
@@ -20,4 +21,6 @@ export const gpuKernels: Readonly<Record<string, GpuKernelBuilder>> = {
   ...matmulKernels,
   ...softmaxKernels,
   ...gatherKernels,
+  // convolution and pooling, direct (conv.ts)
+  ...convKernels,
 };

@@ -76,7 +76,9 @@ interface Draft {
 function cut(spec: ParSpec, target: number, threads: number): { chunks: number; grain: number } {
   const maxChunks = Math.max(1, Math.ceil(spec.units / spec.grain));
   let n = Math.min(maxChunks, Math.max(1, Math.round(spec.cost / target)));
-  if (spec.kind === TaskKind.matmul) n = Math.min(n, threads * splitPolicy.matmulChunksPerThread);
+  // Matmul and convolution chunks each repack a whole operand panel: fewer, larger chunks.
+  if (spec.kind === TaskKind.matmul || spec.kind === TaskKind.conv)
+    n = Math.min(n, threads * splitPolicy.matmulChunksPerThread);
   const grain = Math.ceil(Math.ceil(spec.units / n) / spec.grain) * spec.grain;
   return { chunks: Math.ceil(spec.units / grain), grain };
 }
