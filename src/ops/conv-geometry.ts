@@ -319,6 +319,11 @@ export function poolAttrs(a: PoolAttrs): Attrs {
 }
 
 /** Geometry of a node of one of the conv primitives, from its operands' shapes and attrs. */
+/** The geometry words both backends' kernels read, in this order: N H W Cin OH OW Cout KH KW sh sw dh dw pt pl. */
+export function convGeoWords(g: ConvGeo): number[] {
+  return [g.N, g.H, g.W, g.Cin, g.OH, g.OW, g.Cout, g.KH, g.KW, g.sh, g.sw, g.dh, g.dw, g.pt, g.pl];
+}
+
 export function convGeoOf(
   op: string,
   inputs: readonly { shape: readonly number[] }[],

@@ -6,7 +6,7 @@
  * images (the pooling gradients), so results are the same bits for any thread count.
  */
 import type { GNode } from '../../graph/graph';
-import { convGeoOf, poolGeometry } from '../../ops/conv-geometry';
+import { convGeoOf, convGeoWords, poolGeometry } from '../../ops/conv-geometry';
 import { sizeOf } from '../../shape';
 import type { KernelBuilder, ParSpec, PtrTable, StepContext, StepFn, TaskArg } from './ops';
 import { TaskKind } from './scheduler/control';
@@ -53,28 +53,7 @@ const conv: KernelBuilder = (n: GNode, ctx: StepContext) => {
   const mode = CONV_MODE[n.op];
   const g = convGeoOf(n.op, n.inputs, n.shape, n.attrs);
   if (sizeOf(n.shape) === 0) return nothing;
-  const words = [
-    mode,
-    0,
-    0,
-    0,
-    g.N,
-    g.H,
-    g.W,
-    g.Cin,
-    g.OH,
-    g.OW,
-    g.Cout,
-    g.KH,
-    g.KW,
-    g.sh,
-    g.sw,
-    g.dh,
-    g.dw,
-    g.pt,
-    g.pl,
-    g.groups,
-  ];
+  const words = [mode, 0, 0, 0, ...convGeoWords(g), g.groups];
   const depthwise = g.cinG === 1 && g.coutG === 1;
   // result rows (split on micro-kernel panels), images (the input gradient's scatter) or panels
   // of output channels (a filter gradient with few rows)

@@ -14,7 +14,7 @@
  *   order, the order the wasm kernels scatter in.
  */
 import type { GNode } from '../../graph/graph';
-import { convGeoOf, poolGeometry } from '../../ops/conv-geometry';
+import { convGeoOf, convGeoWords, poolGeometry } from '../../ops/conv-geometry';
 import { sizeOf } from '../../shape';
 import { type GpuDispatch, type GpuKernelBuilder, grid } from './kernel';
 import { fillWords, fits } from './matmul';
@@ -235,28 +235,7 @@ function direct(
 const conv: GpuKernelBuilder = (n, ctx) => {
   const g = convGeoOf(n.op, n.inputs, n.shape, n.attrs);
   const total = sizeOf(n.shape);
-  const u = new Uint32Array([
-    CONV_MODE[n.op],
-    total,
-    g.N,
-    g.H,
-    g.W,
-    g.Cin,
-    g.OH,
-    g.OW,
-    g.Cout,
-    g.KH,
-    g.KW,
-    g.sh,
-    g.sw,
-    g.dh,
-    g.dw,
-    g.pt,
-    g.pl,
-    g.cinG,
-    g.coutG,
-    0,
-  ]);
+  const u = new Uint32Array([CONV_MODE[n.op], total, ...convGeoWords(g), g.cinG, g.coutG, 0]);
   return direct(n, ctx, CONV_WGSL, u);
 };
 
