@@ -13,3 +13,17 @@ export {
   mlp,
 } from './layers';
 export { accuracy, mse, softmaxCrossEntropy } from './losses';
+export {
+  type AttentionOptions,
+  type AttentionParams,
+  attention,
+  type Conv2dParams,
+  conv2d,
+  dropout,
+  type EmbeddingParams,
+  embedding,
+  type LayerNormParams,
+  layerNorm,
+  type TransformerBlockParams,
+  transformerBlock,
+} from './transformer';

@@ -1,0 +1,272 @@
+/**
+ * Sequence and image layers as (init, apply) pairs: dropout, layer normalization, embeddings,
+ * multi-head attention, a 2-D convolution layer and a pre-norm transformer block.
+ */
+import { fromHost, tensor } from '../creation';
+import { ShapeError, ValueError } from '../errors';
+import {
+  add,
+  asTensor,
+  type Conv2dOptions,
+  cast,
+  conv2d as conv2dOp,
+  div,
+  expandDims,
+  gather,
+  matmul,
+  mean,
+  mul,
+  reshape,
+  softmax,
+  sqrt,
+  square,
+  sub,
+  transpose,
+  where,
+} from '../ops/api';
+import { type Key, normal, uniform } from '../random';
+import { fmt } from '../shape';
+import type { Tensor } from '../tensor';
+import { type InitOptions, type LinearParams, layerSeed, linear, type MlpParams, mlp } from './layers';
+
+function checkDim(where: string, name: string, d: unknown): number {
+  if (typeof d !== 'number' || !Number.isInteger(d) || d < 1)
+    throw new ValueError(`${where}: ${name} must be a positive integer, got ${String(d)}`);
+  return d;
+}
+
+function checkSeed(where: string, seed: unknown): number {
+  if (typeof seed !== 'number' || !Number.isFinite(seed))
+    throw new ValueError(`${where}: seed must be a finite number, got ${String(seed)}`);
+  return seed;
+}
+
+// ---------------------------------------------------------------- dropout
+
+/**
+ * Inverted dropout: each element is zeroed with probability `rate` and the rest scaled by
+ * 1 / (1 - rate), so the expectation is unchanged. The mask is a function of `key` (and the shape)
+ * only; rate 0 returns `x` itself. `rate` outside [0, 1) throws a ValueError.
+ */
+export function dropout(x: Tensor, rate: number, opts: { key: Key }): Tensor {
+  if (typeof rate !== 'number' || !(rate >= 0 && rate < 1))
+    throw new ValueError(`nn.dropout: rate must be in [0, 1), got ${String(rate)}`);
+  if (opts === undefined || opts === null || !('key' in opts))
+    throw new ValueError('nn.dropout: a PRNG key is required ({ key: random.key(seed) })');
+  const t = asTensor(x);
+  const u = uniform(t.shape, { key: opts.key }).dataSync();
+  if (rate === 0) return t;
+  const scale = 1 / (1 - rate);
+  const m = new Float32Array(u.length);
+  for (let i = 0; i < u.length; i++) m[i] = u[i] >= rate ? scale : 0;
+  return mul(t, fromHost(m, t.shape, 'float32'));
+}
+
+// ---------------------------------------------------------------- layer normalization
+
+/** gamma (ones) and beta (zeros), both [dim]. */
+export type LayerNormParams = { gamma: Tensor; beta: Tensor };
+
+export const layerNorm = {
+  init(dim: number): LayerNormParams {
+    checkDim('nn.layerNorm.init', 'dim', dim);
+    return { gamma: tensor(new Float32Array(dim).fill(1)), beta: tensor(new Float32Array(dim)) };
+  },
+
+  /** (x - mean) / sqrt(var + eps) · gamma + beta over the last axis (biased variance; eps 1e-5). */
+  apply(params: LayerNormParams, x: Tensor, opts: { eps?: number } = {}): Tensor {
+    const eps = opts.eps ?? 1e-5;
+    if (!(eps >= 0)) throw new ValueError(`nn.layerNorm.apply: eps must be >= 0, got ${String(eps)}`);
+    const t = asTensor(x);
+    const d = params.gamma.shape[0];
+    if (t.ndim < 1 || t.shape[t.ndim - 1] !== d)
+      throw new ShapeError(`nn.layerNorm.apply: x must end in the normalized size ${d}, got ${fmt(t.shape)}`);
+    const mu = mean(t, -1, true);
+    const c = sub(t, mu);
+    const v = mean(square(c), -1, true);
+    return add(mul(div(c, sqrt(add(v, eps))), params.gamma), params.beta);
+  },
+};
+
+// ---------------------------------------------------------------- embeddings
+
+/** table: [vocab, dim]. */
+export type EmbeddingParams = { table: Tensor };
+
+export const embedding = {
+  /** A [vocab, dim] table of normal(0, std) values from `seed` (std defaults to 1). */
+  init(vocab: number, dim: number, opts: InitOptions & { std?: number } = {}): EmbeddingParams {
+    checkDim('nn.embedding.init', 'vocab', vocab);
+    checkDim('nn.embedding.init', 'dim', dim);
+    const seed = checkSeed('nn.embedding.init', opts.seed ?? 0);
+    return { table: normal([vocab, dim], { seed, std: opts.std ?? 1 }) };
+  },
+
+  /** Rows of the table at the int32 `ids`: shape ids.shape ++ [dim]. */
+  apply(params: EmbeddingParams, ids: Tensor): Tensor {
+    const i = asTensor(ids, 'int32');
+    if (i.dtype !== 'int32') throw new ValueError(`nn.embedding.apply: ids must be int32, got ${i.dtype}`);
+    return gather(params.table, i, 0);
+  },
+};
+
+// ---------------------------------------------------------------- attention
+
+/** The four projections of multi-head attention, each [dModel, dModel] with a bias. */
+export type AttentionParams = { q: LinearParams; k: LinearParams; v: LinearParams; o: LinearParams };
+
+export interface AttentionOptions {
+  /** Position i attends only to positions <= i. */
+  causal?: boolean;
+  /**
+   * Padding mask [batch, seq] (or [seq] for unbatched x): nonzero marks a real token, 0 a padded one
+   * that no position attends to.
+   */
+  mask?: Tensor;
+  /**
+   * Number of heads (default 1); must divide dModel. It is an option of apply, not a parameter leaf,
+   * so the parameter pytree holds only tensors (grad, jit and the optimizers take it as is).
+   */
+  heads?: number;
+}
+
+/** What masked logits are replaced with: finite, so a fully masked row gives uniform weights, not NaN. */
+const MASKED = -1e9;
+
+export const attention = {
+  /**
+   * Multi-head scaled dot-product attention parameters: q, k, v, o projections [dModel, dModel]
+   * (Glorot, seeded from `seed`). `heads` must divide dModel; pass the same number to apply.
+   */
+  init(dModel: number, numHeads: number, opts: InitOptions = {}): AttentionParams {
+    checkDim('nn.attention.init', 'dModel', dModel);
+    checkDim('nn.attention.init', 'heads', numHeads);
+    if (dModel % numHeads !== 0)
+      throw new ValueError(`nn.attention.init: heads (${numHeads}) must divide dModel (${dModel})`);
+    const seed = checkSeed('nn.attention.init', opts.seed ?? 0);
+    return {
+      q: linear.init(dModel, dModel, { seed: layerSeed(seed, 0) }),
+      k: linear.init(dModel, dModel, { seed: layerSeed(seed, 1) }),
+      v: linear.init(dModel, dModel, { seed: layerSeed(seed, 2) }),
+      o: linear.init(dModel, dModel, { seed: layerSeed(seed, 3) }),
+    };
+  },
+
+  /** Attention weights [batch, heads, seq, seq] (rows sum to 1), for inspection and tests. */
+  weights(params: AttentionParams, x: Tensor, opts: AttentionOptions = {}): Tensor {
+    return attend(params, x, opts).weights;
+  },
+
+  /** Self-attention of x [batch, seq, dModel] (or [seq, dModel]); same shape out. */
+  apply(params: AttentionParams, x: Tensor, opts: AttentionOptions = {}): Tensor {
+    return attend(params, x, opts).out;
+  },
+};
+
+function attend(
+  params: AttentionParams,
+  x: Tensor,
+  opts: AttentionOptions,
+): { out: Tensor; weights: Tensor } {
+  let t = asTensor(x);
+  const unbatched = t.ndim === 2;
+  if (unbatched) t = expandDims(t, 0);
+  if (t.ndim !== 3)
+    throw new ShapeError(
+      `nn.attention.apply: x must be [batch, seq, dModel] or [seq, dModel], got ${fmt(t.shape)}`,
+    );
+  const [b, n, d] = t.shape;
+  const h = opts.heads ?? 1;
+  checkDim('nn.attention.apply', 'heads', h);
+  if (params.q.w.shape[0] !== d)
+    throw new ShapeError(`nn.attention.apply: x's last axis must be dModel ${params.q.w.shape[0]}, got ${d}`);
+  if (d % h !== 0) throw new ValueError(`nn.attention.apply: heads (${h}) must divide dModel (${d})`);
+  const dh = d / h;
+  const split = (y: Tensor) => transpose(reshape(y, [b, n, h, dh]), [0, 2, 1, 3]);
+  const q = split(linear.apply(params.q, t));
+  const k = split(linear.apply(params.k, t));
+  const v = split(linear.apply(params.v, t));
+  let logits = mul(matmul(q, transpose(k, [0, 1, 3, 2])), 1 / Math.sqrt(dh));
+  let keep: Tensor | undefined;
+  if (opts.causal) {
+    const c = new Int32Array(n * n);
+    for (let i = 0; i < n; i++) for (let j = 0; j <= i; j++) c[i * n + j] = 1;
+    keep = fromHost(c, [1, 1, n, n], 'int32');
+  }
+  if (opts.mask !== undefined) {
+    let m = asTensor(opts.mask);
+    if (unbatched && m.ndim === 1) m = expandDims(m, 0);
+    if (m.ndim !== 2 || m.shape[0] !== b || m.shape[1] !== n)
+      throw new ShapeError(
+        `nn.attention.apply: mask must be [batch, seq] = ${fmt([b, n])}, got ${fmt(m.shape)}`,
+      );
+    const pm = reshape(cast(m, 'float32'), [b, 1, 1, n]);
+    const valid = cast(where(pm, 1, 0), 'int32');
+    keep = keep === undefined ? valid : mul(keep, valid);
+  }
+  if (keep !== undefined) logits = where(keep, logits, MASKED);
+  const weights = softmax(logits, -1);
+  const ctx = reshape(transpose(matmul(weights, v), [0, 2, 1, 3]), [b, n, d]);
+  let out = linear.apply(params.o, ctx);
+  if (unbatched) out = reshape(out, [n, d]);
+  return { out, weights: unbatched ? reshape(weights, [h, n, n]) : weights };
+}
+
+// ---------------------------------------------------------------- convolution layer
+
+/** w: [kh, kw, cin, cout] (HWIO), b: [cout]. */
+export type Conv2dParams = { w: Tensor; b: Tensor };
+
+export const conv2d = {
+  /** Glorot-uniform filter (fan-in kh·kw·cin, fan-out kh·kw·cout) from `seed`; zero bias. */
+  init(kh: number, kw: number, cin: number, cout: number, opts: InitOptions = {}): Conv2dParams {
+    checkDim('nn.conv2d.init', 'kh', kh);
+    checkDim('nn.conv2d.init', 'kw', kw);
+    checkDim('nn.conv2d.init', 'cin', cin);
+    checkDim('nn.conv2d.init', 'cout', cout);
+    const seed = checkSeed('nn.conv2d.init', opts.seed ?? 0);
+    const limit = Math.sqrt(6 / (kh * kw * (cin + cout)));
+    return {
+      w: uniform([kh, kw, cin, cout], { seed, low: -limit, high: limit }),
+      b: tensor(new Float32Array(cout)),
+    };
+  },
+
+  /** conv2d(x, w, opts) + b for NHWC x. */
+  apply(params: Conv2dParams, x: Tensor, opts: Conv2dOptions = {}): Tensor {
+    return add(conv2dOp(x, params.w, opts), params.b);
+  },
+};
+
+// ---------------------------------------------------------------- transformer block
+
+export type TransformerBlockParams = {
+  ln1: LayerNormParams;
+  attn: AttentionParams;
+  ln2: LayerNormParams;
+  mlp: MlpParams;
+};
+
+export const transformerBlock = {
+  /** Pre-norm block of width dModel with `heads` heads and an MLP of hidden width (default 4·dModel). */
+  init(
+    dModel: number,
+    numHeads: number,
+    opts: InitOptions & { hidden?: number } = {},
+  ): TransformerBlockParams {
+    const seed = checkSeed('nn.transformerBlock.init', opts.seed ?? 0);
+    const hidden = checkDim('nn.transformerBlock.init', 'hidden', opts.hidden ?? 4 * dModel);
+    return {
+      ln1: layerNorm.init(dModel),
+      attn: attention.init(dModel, numHeads, { seed: layerSeed(seed, 0) }),
+      ln2: layerNorm.init(dModel),
+      mlp: mlp.init([dModel, hidden, dModel], { seed: layerSeed(seed, 1) }),
+    };
+  },
+
+  /** x + attention(layerNorm(x)), then + mlp(layerNorm(·)); pass `heads` as given to init. */
+  apply(params: TransformerBlockParams, x: Tensor, opts: AttentionOptions = {}): Tensor {
+    const a = add(x, attention.apply(params.attn, layerNorm.apply(params.ln1, x), opts));
+    return add(a, mlp.apply(params.mlp, layerNorm.apply(params.ln2, a)));
+  },
+};
