@@ -170,6 +170,36 @@
   return f32x4.add(f32x4.max(x, f32x4.splat(0.0)), vlog1p(e));
 }
 
+// ---- erf -----------------------------------------------------------------
+
+@inline export function verf(x: v128): v128 {
+  // |x| < 0.5: Taylor series x·(2/√π)·(1 − x²/3 + x⁴/10 − x⁶/42 + x⁸/216 − x¹⁰/1320);
+  // else 1 − erfc(|x|) with Numerical Recipes' Chebyshev fit of erfc (relative error < 1.2e-7), signed.
+  const ax = f32x4.abs(x);
+  const z = f32x4.mul(x, x);
+  let p = poly(z, -7.575757575757576e-4, 4.6296296296296296e-3);
+  p = step(p, z, -2.3809523809523808e-2);
+  p = step(p, z, 0.1);
+  p = step(p, z, -0.3333333333333333);
+  p = step(p, z, 1.0);
+  const ys = f32x4.mul(f32x4.mul(x, p), f32x4.splat(1.1283791670955126));
+  const t = f32x4.div(f32x4.splat(1.0), f32x4.add(f32x4.splat(1.0), f32x4.mul(f32x4.splat(0.5), ax)));
+  let q = poly(t, 0.17087277, -0.82215223);
+  q = step(q, t, 1.48851587);
+  q = step(q, t, -1.13520398);
+  q = step(q, t, 0.27886807);
+  q = step(q, t, -0.18628806);
+  q = step(q, t, 0.09678418);
+  q = step(q, t, 0.37409196);
+  q = step(q, t, 1.00002368);
+  q = step(q, t, -1.26551223);
+  const erfc = f32x4.mul(t, vexp(f32x4.sub(q, z)));
+  let yl = f32x4.sub(f32x4.splat(1.0), erfc);
+  yl = v128.or(yl, v128.and(x, i32x4.splat(0x80000000)));
+  // a nan x fails the comparison and takes yl, which is nan
+  return vsel(ys, yl, f32x4.lt(ax, f32x4.splat(0.5)));
+}
+
 // ---- pow -----------------------------------------------------------------
 
 @inline export function vpow(a: v128, b: v128): v128 {

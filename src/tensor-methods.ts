@@ -31,6 +31,20 @@ declare module './tensor' {
     sigmoid(): Tensor;
     relu(): Tensor;
     softplus(): Tensor;
+    rsqrt(): Tensor;
+    erf(): Tensor;
+    floor(): Tensor;
+    ceil(): Tensor;
+    round(): Tensor;
+    elu(): Tensor;
+    leakyRelu(alpha?: number): Tensor;
+    silu(): Tensor;
+    gelu(opts?: o.GeluOptions): Tensor;
+    clip(lo: Like, hi: Like): Tensor;
+    prod(axis?: o.Axis, keepdims?: boolean): Tensor;
+    variance(axis?: o.Axis, keepdims?: boolean): Tensor;
+    argmin(axis?: number): Tensor;
+    cumsum(axis?: number, opts?: { reverse?: boolean }): Tensor;
     sum(axis?: o.Axis, keepdims?: boolean): Tensor;
     mean(axis?: o.Axis, keepdims?: boolean): Tensor;
     max(axis?: o.Axis, keepdims?: boolean): Tensor;
@@ -133,6 +147,48 @@ const methods: Record<string, (this: Tensor, ...args: any[]) => Tensor> = {
   },
   softplus() {
     return o.softplus(this);
+  },
+  rsqrt() {
+    return o.rsqrt(this);
+  },
+  erf() {
+    return o.erf(this);
+  },
+  floor() {
+    return o.floor(this);
+  },
+  ceil() {
+    return o.ceil(this);
+  },
+  round() {
+    return o.round(this);
+  },
+  elu() {
+    return o.elu(this);
+  },
+  leakyRelu(alpha) {
+    return o.leakyRelu(this, alpha);
+  },
+  silu() {
+    return o.silu(this);
+  },
+  gelu(opts) {
+    return o.gelu(this, opts);
+  },
+  clip(lo, hi) {
+    return o.clip(this, lo, hi);
+  },
+  prod(axis, keepdims) {
+    return o.prod(this, axis, keepdims);
+  },
+  variance(axis, keepdims) {
+    return o.variance(this, axis, keepdims);
+  },
+  argmin(axis) {
+    return o.argmin(this, axis);
+  },
+  cumsum(axis, opts) {
+    return o.cumsum(this, axis, opts);
   },
   sum(axis, keepdims) {
     return o.sum(this, axis, keepdims);

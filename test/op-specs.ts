@@ -324,6 +324,17 @@ export const specs: Spec[] = [
   unary('sigmoid', o.sigmoid),
   unary('relu', o.relu, 'nonzero'),
   unary('softplus', o.softplus),
+  unary('rsqrt', o.rsqrt, 'positive'),
+  unary('floor', o.floor),
+  unary('ceil', o.ceil),
+  unary('round', o.round),
+  unary('erf', o.erf),
+  unary('elu', o.elu, 'nonzero'),
+  unary('leakyRelu', (x) => o.leakyRelu(x, 0.3), 'nonzero'),
+  unary('silu', o.silu),
+  unary('gelu', o.gelu),
+  unary('geluExact', (x) => o.gelu(x, { approximate: false })),
+  unary('clip', (x) => o.clip(x, -1, 1.5)),
   binary('add', o.add),
   binary('sub', o.sub),
   binary('mul', o.mul),
@@ -340,6 +351,32 @@ export const specs: Spec[] = [
       return (a, b) => o.where(cond, a, b);
     },
   },
+  {
+    name: 'cumsum',
+    domains: ['real'],
+    shapes: shape(3)
+      .filter((s) => s.length > 0)
+      .map((s) => [s]),
+    make: ([s], r) => {
+      const axis = Math.floor(r() * s.length) - (r() < 0.5 ? s.length : 0);
+      const reverse = r() < 0.5;
+      return (x) => o.cumsum(x, axis, { reverse });
+    },
+  },
+  ...(['prod', 'variance'] as const).map(
+    (name): Spec => ({
+      name,
+      domains: ['real'],
+      // prod of an empty axis is 1; variance's is nan, so its shapes are non-empty.
+      shapes: (name === 'prod' ? shape() : shape(3, nonEmptyDim)).map((s) => [s]),
+      make: ([s], r) => {
+        const axes = randomAxes(r, s.length);
+        const keep = r() < 0.5;
+        const reduce = name === 'prod' ? o.prod : o.variance;
+        return (x) => reduce(x, axes, keep);
+      },
+    }),
+  ),
   ...(['sum', 'mean', 'max', 'min', 'logsumexp'] as const).map(
     (name): Spec => ({
       name,

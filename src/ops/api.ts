@@ -96,6 +96,51 @@ export const tanh = unaryFloat('tanh');
 export const sigmoid = unaryFloat('sigmoid');
 export const relu = unaryFloat('relu');
 export const softplus = unaryFloat('softplus');
+export const rsqrt = unaryFloat('rsqrt');
+/** The error function, 2/√π ∫₀ˣ exp(−t²) dt. */
+export const erf = unaryFloat('erf');
+/** floor, ceil and round (half to even) have zero derivative. */
+export const floor = unaryFloat('floor');
+export const ceil = unaryFloat('ceil');
+export const round = unaryFloat('round');
+
+/** x where x > 0, exp(x) − 1 elsewhere. */
+export function elu(x: TensorLike): Tensor {
+  const t = cast(asTensor(x), 'float32');
+  // exp of min(x, 0): the unselected branch must not overflow (0·inf would poison the gradient).
+  return where(greater(t, 0), t, sub(exp(minimum(t, 0)), 1));
+}
+
+/** x where x > 0, alpha·x elsewhere (alpha defaults to 0.2, as in TensorFlow.js). */
+export function leakyRelu(x: TensorLike, alpha = 0.2): Tensor {
+  const t = cast(asTensor(x), 'float32');
+  return where(greater(t, 0), t, mul(t, alpha));
+}
+
+/** x·sigmoid(x) (swish). */
+export function silu(x: TensorLike): Tensor {
+  const t = cast(asTensor(x), 'float32');
+  return mul(t, sigmoid(t));
+}
+
+/** Clamps to [lo, hi]; the derivative is 1 inside (bounds included), 0 outside, as in TensorFlow.js. */
+export function clip(x: TensorLike, lo: TensorLike, hi: TensorLike): Tensor {
+  const t = asTensor(x);
+  return where(less(t, lo), lo, where(greater(t, hi), hi, t));
+}
+
+export interface GeluOptions {
+  /** Use the tanh approximation (the default, as in JAX); false computes x·Φ(x) with erf. */
+  approximate?: boolean;
+}
+
+/** Gaussian error linear unit: x·Φ(x), or its tanh approximation. */
+export function gelu(x: TensorLike, opts: GeluOptions = {}): Tensor {
+  const t = cast(asTensor(x), 'float32');
+  if (opts.approximate === false) return mul(mul(t, 0.5), add(erf(mul(t, Math.SQRT1_2)), 1));
+  const inner = mul(add(t, mul(mul(t, square(t)), 0.044715)), Math.sqrt(2 / Math.PI));
+  return mul(mul(t, 0.5), add(tanh(inner), 1));
+}
 
 /** Identity whose derivative is zero: the value is treated as a constant by every transform. */
 export function stopGradient(x: TensorLike): Tensor {
@@ -128,6 +173,18 @@ export function max(x: TensorLike, axis?: Axis, keepdims = false): Tensor {
 
 export function min(x: TensorLike, axis?: Axis, keepdims = false): Tensor {
   return reduction('min', asTensor(x), axis, keepdims);
+}
+
+/** Product of the elements over `axis` (float32; the product of an empty axis is 1). */
+export function prod(x: TensorLike, axis?: Axis, keepdims = false): Tensor {
+  return reduction('prod', cast(asTensor(x), 'float32'), axis, keepdims);
+}
+
+/** Population variance (divides by n) over `axis`. */
+export function variance(x: TensorLike, axis?: Axis, keepdims = false): Tensor {
+  const t = cast(asTensor(x), 'float32');
+  const axes = normalizeAxes('variance', axis, t.ndim);
+  return mean(square(sub(t, mean(t, axes, true))), axes, keepdims);
 }
 
 /** logsumexp over `axes`, keeping them: the max is subtracted first (and held constant for jvp). */
@@ -169,6 +226,25 @@ export function argmax(x: TensorLike, axis?: number): Tensor {
     axis = 0;
   }
   return apply('argmax', [t], { axis: normalizeAxis('argmax', axis, t.ndim) });
+}
+
+/** Inclusive cumulative sum along `axis` (reverse: from the end), as tf.cumsum and numpy.cumsum. */
+export function cumsum(x: TensorLike, axis = 0, opts: { reverse?: boolean } = {}): Tensor {
+  const t = asTensor(x);
+  return apply('cumsum', [t], {
+    axis: normalizeAxis('cumsum', axis, t.ndim),
+    reverse: opts.reverse ?? false,
+  });
+}
+
+/** Index of the smallest element along `axis` (of the flattened tensor if axis is omitted). */
+export function argmin(x: TensorLike, axis?: number): Tensor {
+  let t = asTensor(x);
+  if (axis === undefined) {
+    t = reshape(t, [t.size]);
+    axis = 0;
+  }
+  return apply('argmin', [t], { axis: normalizeAxis('argmin', axis, t.ndim) });
 }
 
 // ---------------------------------------------------------------- shapes

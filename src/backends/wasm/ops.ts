@@ -246,17 +246,19 @@ const reduce: KernelBuilder = (n, ctx) => {
   const axes = n.attrs.axes as number[];
   const int = x.dtype === 'int32';
   const code =
-    n.op === 'sum'
-      ? int
-        ? ReduceOp.sumI32
-        : ReduceOp.sum
-      : n.op === 'max'
+    n.op === 'prod'
+      ? ReduceOp.prod
+      : n.op === 'sum'
         ? int
-          ? ReduceOp.maxI32
-          : ReduceOp.max
-        : int
-          ? ReduceOp.minI32
-          : ReduceOp.min;
+          ? ReduceOp.sumI32
+          : ReduceOp.sum
+        : n.op === 'max'
+          ? int
+            ? ReduceOp.maxI32
+            : ReduceOp.max
+          : int
+            ? ReduceOp.minI32
+            : ReduceOp.min;
   const ix = ctx.at(x);
   const out = ctx.at(n);
   const outSize = sizeOf(n.shape);
@@ -264,7 +266,7 @@ const reduce: KernelBuilder = (n, ctx) => {
   const run = contiguousRun(x.shape, axes);
   if (run) {
     const [outer, len, inner] = run;
-    if (len === 0) return (p) => ctx.k.fillF32(p[out], outSize, 0);
+    if (len === 0) return (p) => ctx.k.fillF32(p[out], outSize, n.op === 'prod' ? 1 : 0);
     return withPar(
       (p) => ctx.k.reduce(code, p[ix], p[out], outer, len, inner),
       {
@@ -288,7 +290,7 @@ const reduce: KernelBuilder = (n, ctx) => {
   };
 };
 
-const argmax: KernelBuilder = (n, ctx) => {
+const argExtremum: KernelBuilder = (n, ctx) => {
   const x = n.inputs[0];
   const axis = n.attrs.axis as number;
   if (x.dtype !== 'float32') return null;
@@ -297,7 +299,8 @@ const argmax: KernelBuilder = (n, ctx) => {
   const inner = sizeOf(x.shape.slice(axis + 1));
   const len = x.shape[axis];
   if (sizeOf(n.shape) === 0) return null;
-  return (p) => ctx.k.reduce(ReduceOp.argmax, p[ix], p[out], outer, len, inner);
+  const code = n.op === 'argmin' ? ReduceOp.argmin : ReduceOp.argmax;
+  return (p) => ctx.k.reduce(code, p[ix], p[out], outer, len, inner);
 };
 
 const copyLike =
@@ -535,7 +538,11 @@ export const wasmKernels: Record<string, KernelBuilder> = {
   sum: reduce,
   max: reduce,
   min: reduce,
-  argmax,
+  prod: reduce,
+  argmax: argExtremum,
+  argmin: argExtremum,
+  // no kernel: cumsum runs the registry's reference on the host (a declared fallback)
+  cumsum: () => null,
   transpose,
   broadcastTo,
   slice,

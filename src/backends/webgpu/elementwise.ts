@@ -48,6 +48,13 @@ const F32_UNARY: Record<string, (x: string) => Emitted> = {
   // -0 -> 0 and NaN -> NaN, as Math.max(x, 0).
   relu: (x) => ({ expr: `select(${x}, 0.0, ${x} <= 0.0)` }),
   softplus: (x) => ({ expr: `softplusf(${x})`, helpers: ['softplusf'] }),
+  // 1/sqrt as the wasm kernel (inverseSqrt may be approximate).
+  rsqrt: (x) => ({ expr: `(1.0 / sqrtf(${x}))`, helpers: ['sqrtf'] }),
+  floor: (x) => ({ expr: `floor(${x})` }),
+  ceil: (x) => ({ expr: `ceil(${x})` }),
+  // WGSL round is half to even, like f32x4.nearest.
+  round: (x) => ({ expr: `round(${x})` }),
+  erf: (x) => ({ expr: `erff(${x})`, helpers: ['erff'] }),
 };
 
 const I32_UNARY: Record<string, (x: string) => Emitted> = {

@@ -14,14 +14,23 @@
  *   scratch buffer of (value, index) pairs, then a second pass reduces the pairs, so a big
  *   reduction uses more than one workgroup (one CPU thread on lavapipe).
  * max/min propagate NaN; argmax takes the first NaN, else the first index of the largest value,
- * as the reference does. int32 sums wrap.
+ * as the reference does (argmin likewise, with the smallest). int32 sums wrap. prod multiplies.
  */
 import type { GNode } from '../../graph/graph';
 import { type GpuDispatch, type GpuKernelBuilder, type GpuKernelContext, grid } from './kernel';
-import { coalesce, contiguous, helperSource, MAX_RANK, UNIFORM_WORD, Uniforms, uniformDecl } from './wgsl';
+import {
+  coalesce,
+  contiguous,
+  entry,
+  helperSource,
+  MAX_RANK,
+  UNIFORM_WORD,
+  Uniforms,
+  uniformDecl,
+} from './wgsl';
 
 const TG = 256;
-const OPS: Record<string, number> = { sum: 0, max: 1, min: 2, argmax: 3 };
+const OPS: Record<string, number> = { sum: 0, max: 1, min: 2, argmax: 3, prod: 4, argmin: 5 };
 const FLAG_INT = 1;
 const FLAG_PAIRS_IN = 2;
 const FLAG_PAIRS_OUT = 4;
@@ -48,6 +57,7 @@ fn identity() -> u32 {
   let op = uw(2u);
   if (op == 1u) { return select(0xff800000u, 0x80000000u, isInt()); }
   if (op == 2u) { return select(0x7f800000u, 0x7fffffffu, isInt()); }
+  if (op == 4u) { return select(0x3f800000u, 1u, isInt()); }
   return 0u;
 }
 
@@ -58,18 +68,18 @@ fn better(a: Acc, b: Acc) -> bool {
   if (isInt()) {
     let x = bitcast<i32>(a.v);
     let y = bitcast<i32>(b.v);
-    return y > x || (y == x && b.i < a.i);
+    return select(y > x, y < x, uw(2u) == 5u) || (y == x && b.i < a.i);
   }
   let x = bitcast<f32>(a.v);
   let y = bitcast<f32>(b.v);
   if (isnanf(x)) { return isnanf(y) && b.i < a.i; }
   if (isnanf(y)) { return true; }
-  return y > x || (y == x && b.i < a.i);
+  return select(y > x, y < x, uw(2u) == 5u) || (y == x && b.i < a.i);
 }
 
 fn combine(a: Acc, b: Acc) -> Acc {
   let op = uw(2u);
-  if (op == 3u) {
+  if (op == 3u || op == 5u) {
     if (better(a, b)) { return b; }
     return a;
   }
@@ -77,12 +87,14 @@ fn combine(a: Acc, b: Acc) -> Acc {
     let x = bitcast<i32>(a.v);
     let y = bitcast<i32>(b.v);
     if (op == 0u) { return Acc(bitcast<u32>(x + y), 0u); }
+    if (op == 4u) { return Acc(bitcast<u32>(x * y), 0u); }
     if (op == 1u) { return Acc(bitcast<u32>(max(x, y)), 0u); }
     return Acc(bitcast<u32>(min(x, y)), 0u);
   }
   let x = bitcast<f32>(a.v);
   let y = bitcast<f32>(b.v);
   if (op == 0u) { return Acc(bitcast<u32>(x + y), 0u); }
+  if (op == 4u) { return Acc(bitcast<u32>(x * y), 0u); }
   if (op == 1u) { return Acc(bitcast<u32>(maxf(x, y)), 0u); }
   return Acc(bitcast<u32>(minf(x, y)), 0u);
 }
@@ -134,7 +146,7 @@ fn store(v: u32, a: Acc) {
     dst[2u * v + 1u] = a.i;
     return;
   }
-  dst[v] = select(a.v, a.i, uw(2u) == 3u);
+  dst[v] = select(a.v, a.i, uw(2u) == 3u || uw(2u) == 5u);
 }
 
 @compute @workgroup_size(${TG})
@@ -258,9 +270,54 @@ function reduction(n: GNode, x: GNode, axes: readonly number[], ctx: GpuKernelCo
 
 const reduceAxes: GpuKernelBuilder = (n, ctx) => reduction(n, n.inputs[0], n.attrs.axes as number[], ctx);
 
+/** cumsum: one invocation per (outer, inner) line walks it in order (as the reference adds). */
+const CUMSUM_WGSL = `@group(0) @binding(0) var<storage, read> src: array<u32>;
+@group(0) @binding(1) var<storage, read_write> dst: array<u32>;
+${uniformDecl(2, 4)}
+${UNIFORM_WORD}
+${entry(TG)}
+  let lines = uw(0u);
+  if (i >= lines) { return; }
+  let len = uw(1u);
+  let inner = uw(2u);
+  let isInt = (uw(3u) & 1u) != 0u;
+  let rev = (uw(3u) & 2u) != 0u;
+  let base = (i / inner) * len * inner + i % inner;
+  var accF = 0.0;
+  var accI = 0i;
+  for (var k = 0u; k < len; k = k + 1u) {
+    let at = base + select(k, len - 1u - k, rev) * inner;
+    if (isInt) {
+      accI = accI + bitcast<i32>(src[at]);
+      dst[at] = bitcast<u32>(accI);
+    } else {
+      accF = accF + bitcast<f32>(src[at]);
+      dst[at] = bitcast<u32>(accF);
+    }
+  }
+}
+`;
+
+const cumsum: GpuKernelBuilder = (n, ctx) => {
+  const x = n.inputs[0];
+  const axis = n.attrs.axis as number;
+  const len = x.shape[axis];
+  const inner = x.shape.slice(axis + 1).reduce((a, d) => a * d, 1);
+  const lines = x.shape.reduce((a, d, i) => (i === axis ? a : a * d), 1);
+  if (lines === 0 || len === 0) return [];
+  const flags = (x.dtype === 'int32' ? 1 : 0) | (n.attrs.reverse ? 2 : 0);
+  const uniforms = new Uniforms().u32(lines).u32(len).u32(inner).u32(flags).finish();
+  return [
+    { wgsl: CUMSUM_WGSL, buffers: [ctx.at(x), ctx.at(n)], uniforms, workgroups: grid(lines, TG, ctx.limits) },
+  ];
+};
+
 export const reduceKernels: Record<string, GpuKernelBuilder> = {
+  cumsum,
   sum: reduceAxes,
   max: reduceAxes,
   min: reduceAxes,
+  prod: reduceAxes,
   argmax: (n, ctx) => reduction(n, n.inputs[0], [n.attrs.axis as number], ctx),
+  argmin: (n, ctx) => reduction(n, n.inputs[0], [n.attrs.axis as number], ctx),
 };

@@ -142,6 +142,24 @@ fn reduced(ax: f32, j: i32) -> f32 {
     ['log1pf'],
     'fn softplusf(x: f32) -> f32 { return select(x, 0.0, x < 0.0) + log1pf(exp(-abs(x))); }',
   ],
+  [
+    // Taylor series below 0.5; above, 1 - erfc with Numerical Recipes' Chebyshev fit (as the wasm kernel).
+    'erff',
+    [],
+    `fn erff(x: f32) -> f32 {
+  let a = abs(x);
+  let z = x * x;
+  if (a < 0.5) {
+    return 1.1283791671 * x * (1.0 + z * (-0.33333333333 + z * (0.1 + z * (-0.023809523810
+      + z * (0.0046296296296 + z * -0.00075757575758)))));
+  }
+  let t = 1.0 / (1.0 + 0.5 * a);
+  let q = -1.26551223 + t * (1.00002368 + t * (0.37409196 + t * (0.09678418 + t * (-0.18628806
+    + t * (0.27886807 + t * (-1.13520398 + t * (1.48851587 + t * (-0.82215223 + t * 0.17087277))))))));
+  let r = 1.0 - t * exp(q - z);
+  return select(r, -r, x < 0.0);
+}`,
+  ],
   ['signf', [], 'fn signf(x: f32) -> f32 { return select(select(x, -1.0, x < 0.0), 1.0, x > 0.0); }'],
   ['signi', [], 'fn signi(x: i32) -> i32 { return select(select(0i, -1i, x < 0i), 1i, x > 0i); }'],
   // Math.max / Math.min: NaN wins; +0 is above -0.

@@ -78,6 +78,60 @@ unary(
   (x) => o.cast(o.greater(x, 0), 'float32'),
 );
 unary('softplus', softplus, (x) => o.sigmoid(x));
+/**
+ * erf in float64 to about full precision: for |x| < 3 the series
+ * erf(x) = 2/√π·exp(−x²)·Σ 2ⁿx²ⁿ⁺¹/(1·3···(2n+1)) (positive terms, no cancellation); above,
+ * 1 − erfc(x) with erfc's continued fraction exp(−x²)/√π · 1/(x + (1/2)/(x + 1/(x + (3/2)/(x + …)))).
+ */
+export function erfReference(x: number): number {
+  if (Number.isNaN(x)) return x;
+  const ax = Math.abs(x);
+  if (ax >= 6) return Math.sign(x);
+  if (ax < 3) {
+    let term = ax;
+    let sum = ax;
+    for (let n = 0; n < 200 && term > sum * 1e-18; n++) {
+      term *= (2 * ax * ax) / (2 * n + 3);
+      sum += term;
+    }
+    return Math.sign(x) * (2 / Math.sqrt(Math.PI)) * Math.exp(-ax * ax) * sum;
+  }
+  let f = ax;
+  for (let k = 100; k >= 1; k--) f = ax + k / 2 / f;
+  const erfc = Math.exp(-ax * ax) / Math.sqrt(Math.PI) / f;
+  return Math.sign(x) * (1 - erfc);
+}
+unary('erf', erfReference, (x) => o.mul(2 / Math.sqrt(Math.PI), o.exp(o.neg(o.square(x)))));
+unary(
+  'rsqrt',
+  (v) => 1 / Math.sqrt(v),
+  (_x, y) => o.mul(-0.5, o.mul(y, o.square(y))),
+);
+
+/** Round half to even, as the kernels (f32x4.nearest, WGSL round) do. */
+const roundHalfEven = (v: number) => {
+  const r = Math.round(v);
+  return Math.abs(v - Math.trunc(v)) === 0.5 ? 2 * Math.round(v / 2) : r;
+};
+/** floor, ceil and round are piecewise constant: their derivative is zero (as in JAX and TF.js). */
+for (const [name, f] of [
+  ['floor', Math.floor],
+  ['ceil', Math.ceil],
+  ['round', roundHalfEven],
+] as const)
+  defineOp({
+    name,
+    kind: 'elementwise',
+    infer(inputs) {
+      if (inputs[0].dtype !== 'float32')
+        throw new DTypeError(`${name}: expects float32, got ${inputs[0].dtype}`);
+      return sameInfo(inputs);
+    },
+    reference: ([x]) => mapUnary(x, f),
+    jvp: () => null,
+    vjp: () => [null],
+    batch: unaryRule(name),
+  });
 
 /** Identity in value; derivatives stop here. */
 defineOp({
