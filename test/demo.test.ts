@@ -35,4 +35,23 @@ describe('the demo', () => {
     },
     DEMO_TIMEOUT_MS + 30_000,
   );
+
+  it(
+    '--cnn (quick mode: a small CNN on a subset) trains, checkpoints bit-exactly and fine-tunes',
+    async () => {
+      const { stdout } = await promisify(execFile)(process.execPath, ['examples/demo.mjs', '--cnn'], {
+        encoding: 'utf8',
+        timeout: DEMO_TIMEOUT_MS,
+        maxBuffer: 16 << 20,
+        env: { ...process.env, ADJOINT_THREADS: '1', ADJOINT_DEMO_QUICK: '1' },
+      });
+      expect(stdout).toMatch(/model: CNN 28×28×1/);
+      const saved = stdout.match(/(\d+)\/(\d+) tensors bit-identical/);
+      expect(saved, stdout.slice(-2000)).not.toBeNull();
+      expect(Number(saved![1])).toBe(Number(saved![2]));
+      const acc = stdout.match(/test accuracy (\d+\.\d+)% after training/);
+      expect(Number(acc![1])).toBeGreaterThan(20); // 10 classes: better than chance after one small epoch
+    },
+    DEMO_TIMEOUT_MS + 30_000,
+  );
 });
