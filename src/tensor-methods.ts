@@ -14,6 +14,9 @@ declare module './tensor' {
     maximum(y: Like): Tensor;
     minimum(y: Like): Tensor;
     greater(y: Like): Tensor;
+    greaterEqual(y: Like): Tensor;
+    lessEqual(y: Like): Tensor;
+    notEqual(y: Like): Tensor;
     less(y: Like): Tensor;
     equal(y: Like): Tensor;
     neg(): Tensor;
@@ -96,6 +99,15 @@ const methods: Record<string, (this: Tensor, ...args: any[]) => Tensor> = {
   },
   greater(y) {
     return o.greater(this, y);
+  },
+  greaterEqual(y) {
+    return o.greaterEqual(this, y);
+  },
+  lessEqual(y) {
+    return o.lessEqual(this, y);
+  },
+  notEqual(y) {
+    return o.notEqual(this, y);
   },
   less(y) {
     return o.less(this, y);

@@ -8,6 +8,7 @@ import { tensor } from '../src/creation';
 import * as o from '../src/ops/api';
 import { erfReference } from '../src/ops/defs/elementwise';
 import { init } from '../src/runtime/init';
+import type { Tensor } from '../src/tensor';
 import { grad } from '../src/transforms/transforms';
 import { vmap } from '../src/transforms/vmap';
 import { expectClose, withReference } from './helpers';
@@ -167,5 +168,22 @@ describe('cumsum', () => {
     expect(Array.from(ints.dataSync())).toEqual([1, 3, 6]);
     expectClose(grad((y) => o.sum(o.mul(o.cumsum(y), t([1, 10, 100]))))(t([1, 2, 3])), [111, 110, 100]);
     expectClose(vmap((r) => o.cumsum(r))(x), [1, 3, 6, 4, 9, 15]);
+  });
+});
+
+describe('greaterEqual, lessEqual, notEqual', () => {
+  it('on the wasm kernels and the reference, NaN included, as int32 masks', async () => {
+    const a = tensor([1, 2, Number.NaN, -0, 3]);
+    const b = tensor([1, 3, Number.NaN, 0, 2]);
+    for (const run of [
+      (f: () => Tensor) => f().dataSync(),
+      (f: () => Tensor) => withReference(() => f().dataSync()),
+    ]) {
+      expect([...run(() => o.greaterEqual(a, b))]).toEqual([1, 0, 0, 1, 1]);
+      expect([...run(() => o.lessEqual(a, b))]).toEqual([1, 1, 0, 1, 0]);
+      expect([...run(() => o.notEqual(a, b))]).toEqual([0, 1, 1, 0, 1]);
+    }
+    expect(o.notEqual(a, b).dtype).toBe('int32');
+    expect([...(await a.greaterEqual(2).data())]).toEqual([0, 1, 0, 0, 1]);
   });
 });

@@ -179,7 +179,7 @@ describe('vmap equals a loop over the batch, for every op', () => {
         })),
     },
     {
-      name: 'where with a batched condition, argmax, argmin, cast both ways, stopGradient, identity',
+      name: 'where with a batched condition, argmax, argmin, comparisons, cast both ways, stopGradient, identity',
       cases: fc.array(fc.integer({ min: 1, max: 3 }), { minLength: 1, maxLength: 3 }).map((s) => ({
         inputs: [
           { shape: s, domain: 'real' as Domain },
@@ -188,7 +188,10 @@ describe('vmap equals a loop over the batch, for every op', () => {
         f: (x: Tensor, c: Tensor) => {
           const w = o.where(c, apply('identity', [x]), o.stopGradient(o.neg(x)));
           const am = o.add(o.cast(o.argmax(w, -1), 'float32'), o.mul(o.cast(o.argmin(w, -1), 'float32'), 10));
-          const lt = o.cast(o.less(x, 0.3), 'float32');
+          const lt = o.add(
+            o.cast(o.less(x, 0.3), 'float32'),
+            o.cast(o.add(o.add(o.greaterEqual(x, 0.1), o.lessEqual(x, -0.2)), o.notEqual(w, x)), 'float32'),
+          );
           return o.add(o.add(o.cast(o.cast(o.mul(w, 3), 'int32'), 'float32'), o.expandDims(am, -1)), lt);
         },
       })),

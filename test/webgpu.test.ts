@@ -392,7 +392,21 @@ describe('special values follow the reference (NaN, infinities, signed zeros)', 
   it('binary ops, comparisons and where, on every pair', async () => {
     const a = SPECIAL.flatMap((v) => SPECIAL.map(() => v));
     const b = SPECIAL.flatMap(() => SPECIAL);
-    for (const op of [o.add, o.sub, o.mul, o.div, o.pow, o.maximum, o.minimum, o.greater, o.less, o.equal])
+    for (const op of [
+      o.add,
+      o.sub,
+      o.mul,
+      o.div,
+      o.pow,
+      o.maximum,
+      o.minimum,
+      o.greater,
+      o.less,
+      o.equal,
+      o.greaterEqual,
+      o.lessEqual,
+      o.notEqual,
+    ])
       await compareValue([f32(a), f32(b)], op, tol);
     await compareValue([f32(a), f32(b)], (x, y) => o.where(x, y, x), tol);
     await compareValue([f32([3e9, -3e9, 2147483520, 2.7, -2.7, NaN])], (t) => o.cast(t, 'int32'));
@@ -412,7 +426,20 @@ describe('int32 ops wrap and truncate as the reference does', () => {
   const b = int(base.flatMap(() => base));
 
   it('binary arithmetic, division, pow, extrema and comparisons', async () => {
-    for (const op of ['add', 'sub', 'mul', 'div', 'maximum', 'minimum', 'greater', 'less', 'equal'])
+    for (const op of [
+      'add',
+      'sub',
+      'mul',
+      'div',
+      'maximum',
+      'minimum',
+      'greater',
+      'less',
+      'equal',
+      'greaterEqual',
+      'lessEqual',
+      'notEqual',
+    ])
       await compareValue([a, b], (x, y) => apply(op, [x, y]));
     const small = [-5, -2, -1, 0, 1, 2, 3, 5];
     const pa = int(small.flatMap((v) => small.map(() => v)));

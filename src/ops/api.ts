@@ -57,6 +57,9 @@ export const maximum = binary('maximum');
 export const minimum = binary('minimum');
 /** Comparisons return int32 masks (1 where true). */
 export const greater = binary('greater');
+export const greaterEqual = binary('greaterEqual');
+export const lessEqual = binary('lessEqual');
+export const notEqual = binary('notEqual');
 export const less = binary('less');
 export const equal = binary('equal');
 

@@ -77,6 +77,10 @@ const F32_BINARY: Record<string, (a: string, b: string) => Emitted> = {
   greater: cmp('>'),
   less: cmp('<'),
   equal: cmp('=='),
+  greaterEqual: cmp('>='),
+  lessEqual: cmp('<='),
+  // `!=` on floats is ordered on some adapters (NaN != 1 false): negate `==`, which is false for NaN
+  notEqual: (a, b) => ({ expr: `select(1i, 0i, ${a} == ${b})` }),
 };
 
 const I32_BINARY: Record<string, (a: string, b: string) => Emitted> = {
@@ -90,6 +94,9 @@ const I32_BINARY: Record<string, (a: string, b: string) => Emitted> = {
   greater: cmp('>'),
   less: cmp('<'),
   equal: cmp('=='),
+  greaterEqual: cmp('>='),
+  lessEqual: cmp('<='),
+  notEqual: cmp('!='),
 };
 
 /** Ops that only forward their input's value. */

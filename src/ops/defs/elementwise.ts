@@ -285,6 +285,9 @@ binary('minimum', Math.min, (a, b) => tieMask(b, a));
 binary('greater', (a, b) => (a > b ? 1 : 0), null, { outDtype: 'int32' });
 binary('less', (a, b) => (a < b ? 1 : 0), null, { outDtype: 'int32' });
 binary('equal', (a, b) => (a === b ? 1 : 0), null, { outDtype: 'int32' });
+binary('greaterEqual', (a, b) => (a >= b ? 1 : 0), null, { outDtype: 'int32' });
+binary('lessEqual', (a, b) => (a <= b ? 1 : 0), null, { outDtype: 'int32' });
+binary('notEqual', (a, b) => (a !== b ? 1 : 0), null, { outDtype: 'int32' });
 
 defineOp({
   name: 'where',
