@@ -397,3 +397,71 @@ describe('threads', () => {
     });
   });
 });
+
+describe('nn.rmsNorm and nn.batchNorm', () => {
+  it('rmsNorm matches a hand computation; its gradient matches finite differences (float64)', () => {
+    const q = { gamma: tensor([1, 2, -0.5]) };
+    const rows = [
+      [1, 2, 3],
+      [-2, 0.5, 4],
+    ];
+    const want = rows.flatMap((r) => {
+      const rms = Math.sqrt(r.reduce((a, x) => a + x * x, 0) / 3 + 1e-6);
+      return r.map((x, j) => (x / rms) * [1, 2, -0.5][j]);
+    });
+    expectClose(nn.rmsNorm.apply(q, tensor(rows)), want, { rtol: 1e-5 });
+    expect(() => nn.rmsNorm.apply(q, tensor([[1, 2]]))).toThrow(
+      /rmsNorm.apply: x must end in the normalized size 3/,
+    );
+    withFloat64(() => {
+      const r = rng(5);
+      const x = randomTensor([2, 3], r);
+      const u = randomTensor([2, 3], r);
+      const f = (t: Tensor) =>
+        nn.rmsNorm
+          .apply(q, t)
+          .mul(tensor([[1, -2, 3]]))
+          .sum();
+      const gu = values(grad(f)(x)).reduce((a, g, i) => a + g * values(u)[i], 0);
+      expectClose(gu, centralDifference(f, [x], [u])[0], { rtol: 1e-6, atol: 1e-8 });
+    });
+  });
+
+  it('batchNorm: batch statistics in training, running statistics in inference', async () => {
+    const { params, state } = nn.batchNorm.init(2);
+    const x = tensor([[[1, 10]], [[3, 20]], [[5, 60]]]); // [3, 1, 2]: statistics over the first two axes, per channel
+    const [y, next] = nn.batchNorm.apply(params, state, x, { training: true, momentum: 0.9, eps: 0 });
+    const col = (c: number) =>
+      [1, 3, 5].map(
+        (_, i) =>
+          [
+            [1, 10],
+            [3, 20],
+            [5, 60],
+          ][i][c],
+      );
+    const want = [0, 1].map((c) => {
+      const v = col(c);
+      const m = v.reduce((a, b) => a + b, 0) / 3;
+      const s = Math.sqrt(v.reduce((a, b) => a + (b - m) ** 2, 0) / 3);
+      return { m, s2: s * s, z: v.map((b) => (b - m) / s) };
+    });
+    expectClose(
+      y,
+      [0, 1, 2].flatMap((i) => [want[0].z[i], want[1].z[i]]),
+      { rtol: 1e-5, atol: 1e-6 },
+    );
+    expectClose(next.mean, [0.1 * want[0].m, 0.1 * want[1].m], { rtol: 1e-6 });
+    expectClose(next.variance, [0.9 + 0.1 * want[0].s2, 0.9 + 0.1 * want[1].s2], { rtol: 1e-6 });
+    // inference: the running statistics, unchanged
+    const [yi, same] = nn.batchNorm.apply(params, next, x, { training: false, eps: 0 });
+    expect(same).toBe(next);
+    const m0 = (await next.mean.data())[0];
+    const v0 = (await next.variance.data())[0];
+    expectClose((await yi.data())[0], (1 - m0) / Math.sqrt(v0), { rtol: 1e-5 });
+    expect(() => nn.batchNorm.apply(params, state, tensor([1, 2]))).toThrow(/batchNorm.apply/);
+    // the running statistics carry no gradient back into the activations
+    const g = grad((t: Tensor) => nn.batchNorm.apply(params, state, t)[1].mean.sum())(x);
+    expect(vals(g as Tensor)).toEqual([0, 0, 0, 0, 0, 0]);
+  });
+});

@@ -17,6 +17,7 @@ export {
   type AttentionOptions,
   type AttentionParams,
   attention,
+  batchNorm,
   type Conv2dParams,
   conv2d,
   dropout,
@@ -24,6 +25,7 @@ export {
   embedding,
   type LayerNormParams,
   layerNorm,
+  rmsNorm,
   type TransformerBlockParams,
   transformerBlock,
 } from './transformer';

@@ -1,5 +1,5 @@
 /**
- * Sequence and image layers as (init, apply) pairs: dropout, layer normalization, embeddings,
+ * Sequence and image layers as (init, apply) pairs: dropout, layer, RMS and batch normalization, embeddings,
  * multi-head attention, a 2-D convolution layer and a pre-norm transformer block.
  */
 import { fromHost, tensor } from '../creation';
@@ -20,6 +20,7 @@ import {
   softmax,
   sqrt,
   square,
+  stopGradient,
   sub,
   transpose,
   where,
@@ -85,6 +86,74 @@ export const layerNorm = {
     const c = sub(t, mu);
     const v = mean(square(c), -1, true);
     return add(mul(div(c, sqrt(add(v, eps))), params.gamma), params.beta);
+  },
+};
+
+/** RMS normalization: gamma only. */
+export type RmsNormParams = { gamma: Tensor };
+
+export const rmsNorm = {
+  init(dim: number): RmsNormParams {
+    checkDim('nn.rmsNorm.init', 'dim', dim);
+    return { gamma: tensor(new Float32Array(dim).fill(1)) };
+  },
+
+  /** x / sqrt(mean(x²) + eps) · gamma over the last axis (eps 1e-6). */
+  apply(params: RmsNormParams, x: Tensor, opts: { eps?: number } = {}): Tensor {
+    const eps = opts.eps ?? 1e-6;
+    if (!(eps >= 0)) throw new ValueError(`nn.rmsNorm.apply: eps must be >= 0, got ${String(eps)}`);
+    const t = asTensor(x);
+    const d = params.gamma.shape[0];
+    if (t.ndim < 1 || t.shape[t.ndim - 1] !== d)
+      throw new ShapeError(`nn.rmsNorm.apply: x must end in the normalized size ${d}, got ${fmt(t.shape)}`);
+    return mul(div(t, sqrt(add(mean(square(t), -1, true), eps))), params.gamma);
+  },
+};
+
+/** Batch normalization over every axis but the last (channels, NHWC): scale and shift, plus running statistics. */
+export type BatchNormParams = { gamma: Tensor; beta: Tensor };
+export type BatchNormState = { mean: Tensor; variance: Tensor };
+
+export const batchNorm = {
+  init(channels: number): { params: BatchNormParams; state: BatchNormState } {
+    checkDim('nn.batchNorm.init', 'channels', channels);
+    return {
+      params: { gamma: tensor(new Float32Array(channels).fill(1)), beta: tensor(new Float32Array(channels)) },
+      state: {
+        mean: tensor(new Float32Array(channels)),
+        variance: tensor(new Float32Array(channels).fill(1)),
+      },
+    };
+  },
+
+  /**
+   * Training: normalizes with the batch's statistics (biased variance) and returns the running
+   * statistics moved towards them by `momentum` (0.99 keeps 99 % of the old); inference
+   * (`training: false`) uses the running statistics and returns them unchanged. As in Flax.
+   */
+  apply(
+    params: BatchNormParams,
+    state: BatchNormState,
+    x: Tensor,
+    opts: { training?: boolean; momentum?: number; eps?: number } = {},
+  ): [Tensor, BatchNormState] {
+    const { training = true, momentum = 0.99, eps = 1e-5 } = opts;
+    if (!(eps >= 0)) throw new ValueError(`nn.batchNorm.apply: eps must be >= 0, got ${String(eps)}`);
+    if (!(momentum >= 0 && momentum <= 1))
+      throw new ValueError(`nn.batchNorm.apply: momentum must be in [0, 1], got ${String(momentum)}`);
+    const t = asTensor(x);
+    const c = params.gamma.shape[0];
+    if (t.ndim < 2 || t.shape[t.ndim - 1] !== c)
+      throw new ShapeError(
+        `nn.batchNorm.apply: x must be [..., ${c}] with a batch axis, got ${fmt(t.shape)}`,
+      );
+    const axes = t.shape.slice(0, -1).map((_, i) => i);
+    const mu = training ? mean(t, axes) : state.mean;
+    const v = training ? mean(square(sub(t, mu)), axes) : state.variance;
+    const y = add(mul(div(sub(t, mu), sqrt(add(v, eps))), params.gamma), params.beta);
+    if (!training) return [y, state];
+    const keep = (old: Tensor, now: Tensor) => add(mul(old, momentum), mul(stopGradient(now), 1 - momentum));
+    return [y, { mean: keep(state.mean, mu), variance: keep(state.variance, v) }];
   },
 };
 
