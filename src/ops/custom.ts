@@ -93,7 +93,7 @@ function closuresOf(outs: readonly Tensor[], args: readonly Tensor[], firstId: n
   return [...found];
 }
 
-const nameOf = (f: Fn) => f.name || 'anonymous';
+export const nameOf = (f: Fn) => f.name || 'anonymous';
 
 function describe(x: unknown): string {
   if (x instanceof Tensor) return `a Tensor of shape ${fmt(x.shape)}`;
@@ -177,6 +177,20 @@ export function runCall(label: string, f: Fn, args: unknown[]): CallSite {
 }
 
 /** Wraps every output leaf of a call site in its customCall node and returns the output tree. */
+/** The fields every custom call takes from its call site; the caller adds its rule. */
+export function callAt(kind: CallKind, label: string, def: string, site: CallSite, nres = 0) {
+  return {
+    kind,
+    label,
+    def,
+    nargs: site.argLeaves.length,
+    nres,
+    outs: site.outLeaves.map((y) => ({ shape: y.shape, dtype: y.dtype })),
+    wrappers: [],
+    closures: site.closures,
+  };
+}
+
 export function finishCall(call: CustomCall, site: CallSite, res: readonly Tensor[] = []): unknown {
   const wrapped = site.outLeaves.map((y, i) => wrapOutput(call, i, [...site.argLeaves, ...res, y]));
   return unflatten(site.outDef, wrapped);
@@ -207,14 +221,7 @@ export function customVjp<F extends Fn>(
     checkLike(label, "fwd's output", r[0], site.outLeaves, site.outDef);
     const { leaves: res, def: resDef } = flatten(r[1], `${label}: residuals`, true);
     const call: CustomCall = {
-      kind: 'vjp',
-      label,
-      def,
-      nargs: site.argLeaves.length,
-      nres: res.length,
-      outs: site.outLeaves.map((y) => ({ shape: y.shape, dtype: y.dtype })),
-      wrappers: [],
-      closures: site.closures,
+      ...callAt('vjp', label, def, site, res.length),
       bwd: (resLeaves, cts) => {
         const g = bwd(unflatten(resDef, resLeaves), unflatten(site.outDef, cts)) as unknown;
         return checkCotangents(label, g, site);
@@ -269,14 +276,7 @@ export function customJvp<F extends Fn>(
     if (traceState.depth === 0) return f(...args);
     const site = runCall(label, f, args);
     const call: CustomCall = {
-      kind: 'jvp',
-      label,
-      def,
-      nargs: site.argLeaves.length,
-      nres: 0,
-      outs: site.outLeaves.map((y) => ({ shape: y.shape, dtype: y.dtype })),
-      wrappers: [],
-      closures: site.closures,
+      ...callAt('jvp', label, def, site),
       jvp: (argLeaves, tanLeaves) => {
         const primals = regroup(site, argLeaves);
         const tangents = regroup(site, tanLeaves);

@@ -10,7 +10,7 @@
  * Backends alias the barrier to its argument (no copy). The forward's own intermediates then
  * have no reader after the forward, and the memory plan reuses their space.
  */
-import { type CustomCall, finishCall, newDef, runCall } from '../ops/custom';
+import { callAt, finishCall, nameOf, newDef, runCall } from '../ops/custom';
 import { traceState } from '../tensor';
 
 type Fn = (...args: any[]) => any;
@@ -22,23 +22,13 @@ type Fn = (...args: any[]) => any;
  * differentiates f directly. Checkpoints nest, and compose with jit and vmap.
  */
 export function checkpoint<F extends Fn>(f: F): F {
-  const label = `checkpoint(${f.name || 'anonymous'})`;
+  const label = `checkpoint(${nameOf(f)})`;
   const def = newDef('remat');
   const wrapped = (...args: unknown[]) => {
     if (traceState.depth === 0) return f(...args);
     const site = runCall(label, f, args);
-    const call: CustomCall = {
-      kind: 'checkpoint',
-      label,
-      def,
-      nargs: site.argLeaves.length,
-      nres: 0,
-      outs: site.outLeaves.map((y) => ({ shape: y.shape, dtype: y.dtype })),
-      wrappers: [],
-      closures: site.closures,
-    };
-    return finishCall(call, site);
+    return finishCall(callAt('checkpoint', label, def, site), site);
   };
-  Object.defineProperty(wrapped, 'name', { value: f.name || 'anonymous' });
+  Object.defineProperty(wrapped, 'name', { value: nameOf(f) });
   return wrapped as F;
 }

@@ -6,19 +6,17 @@
  * images (the pooling gradients), so results are the same bits for any thread count.
  */
 import type { GNode } from '../../graph/graph';
-import { convGeoOf, convGeoWords, poolGeometry } from '../../ops/conv-geometry';
+import {
+  CONV_MODE,
+  convBuilders,
+  convGeoOf,
+  convGeoWords,
+  POOL_MODE,
+  poolGeometry,
+} from '../../ops/conv-geometry';
 import { sizeOf } from '../../shape';
 import type { KernelBuilder, ParSpec, PtrTable, StepContext, StepFn, TaskArg } from './ops';
 import { TaskKind } from './scheduler/control';
-
-const CONV_MODE: Record<string, number> = { conv2d: 0, conv2dBackpropInput: 1, conv2dBackpropFilter: 2 };
-const POOL_MODE: Record<string, number> = {
-  maxPool2d: 0,
-  maxPool2dGather: 1,
-  maxPool2dGrad: 2,
-  avgPool2d: 3,
-  avgPool2dGrad: 4,
-};
 
 const nothing: StepFn = () => {};
 
@@ -98,13 +96,4 @@ const pool: KernelBuilder = (n: GNode, ctx: StepContext) => {
 };
 
 /** Builders by op name (spread into wasmKernels by ops.ts). */
-export const convKernels: Record<string, KernelBuilder> = {
-  conv2d: conv,
-  conv2dBackpropInput: conv,
-  conv2dBackpropFilter: conv,
-  maxPool2d: pool,
-  maxPool2dGather: pool,
-  maxPool2dGrad: pool,
-  avgPool2d: pool,
-  avgPool2dGrad: pool,
-};
+export const convKernels: Record<string, KernelBuilder> = convBuilders(conv, pool);

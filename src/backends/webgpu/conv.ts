@@ -14,7 +14,14 @@
  *   order, the order the wasm kernels scatter in.
  */
 import type { GNode } from '../../graph/graph';
-import { convGeoOf, convGeoWords, poolGeometry } from '../../ops/conv-geometry';
+import {
+  CONV_MODE,
+  convBuilders,
+  convGeoOf,
+  convGeoWords,
+  POOL_MODE,
+  poolGeometry,
+} from '../../ops/conv-geometry';
 import { sizeOf } from '../../shape';
 import { type GpuDispatch, type GpuKernelBuilder, grid } from './kernel';
 import { fillWords, fits } from './matmul';
@@ -200,15 +207,6 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
 }
 `;
 
-const CONV_MODE: Record<string, number> = { conv2d: 0, conv2dBackpropInput: 1, conv2dBackpropFilter: 2 };
-const POOL_MODE: Record<string, number> = {
-  maxPool2d: 0,
-  maxPool2dGather: 1,
-  maxPool2dGrad: 2,
-  avgPool2d: 3,
-  avgPool2dGrad: 4,
-};
-
 /** One dispatch over the result, or zeros when an operand is empty (nothing to bind). */
 function direct(
   n: GNode,
@@ -263,13 +261,4 @@ const pool: GpuKernelBuilder = (n, ctx) => {
   return direct(n, ctx, POOL_WGSL, u);
 };
 
-export const convKernels: Record<string, GpuKernelBuilder> = {
-  conv2d: conv,
-  conv2dBackpropInput: conv,
-  conv2dBackpropFilter: conv,
-  maxPool2d: pool,
-  maxPool2dGather: pool,
-  maxPool2dGrad: pool,
-  avgPool2d: pool,
-  avgPool2dGrad: pool,
-};
+export const convKernels: Record<string, GpuKernelBuilder> = convBuilders(conv, pool);
