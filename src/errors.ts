@@ -42,3 +42,13 @@ export class ValueError extends AdjointError {
 export class DisposedError extends AdjointError {
   override name = 'DisposedError';
 }
+
+/**
+ * The wasm kernels could not be located, fetched or compiled here: no `import.meta.url` to find
+ * them by, a failed fetch, or a runtime that refuses to compile wasm from bytes (edge runtimes
+ * such as Cloudflare Workers). The fix is to import the kernel module and pass it:
+ * `init({ wasmModule })` (see docs/EDGE.md). `cause` holds the runtime's own error.
+ */
+export class WasmUnavailableError extends AdjointError {
+  override name = 'WasmUnavailableError';
+}

@@ -27,6 +27,7 @@ export {
   ShapeError,
   TransformError,
   ValueError,
+  WasmUnavailableError,
 } from './errors';
 export { type GNode, Graph } from './graph/graph';
 export * as io from './io/index';

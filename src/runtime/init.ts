@@ -8,7 +8,7 @@ import {
   sharedMemorySupported,
 } from '../backends/wasm/scheduler/module';
 import { WorkerPool } from '../backends/wasm/scheduler/pool';
-import { ValueError } from '../errors';
+import { AdjointError, ValueError, WasmUnavailableError } from '../errors';
 import { enableRelaxedSimd, envVar, isNode, nodeParallelism } from '../platform/node';
 import { devices, setDevices } from './devices';
 import { gpuBackend, releaseGpu } from './gpu';
@@ -65,15 +65,28 @@ export function defaultThreads(): number {
       console.warn(`adjoint: ignoring ADJOINT_THREADS=${env} (expected an integer from 1 to ${MAX_THREADS})`);
     }
   }
+  // A runtime that cannot start workers (edge isolates: no Worker) defaults to one thread, so
+  // a plain init() there prints nothing; asking for more gives the one-thread notice.
+  if (typeof (globalThis as { Worker?: unknown }).Worker !== 'function' && !isNode()) return 1;
   const nav = (globalThis as { navigator?: { hardwareConcurrency?: number } }).navigator;
   const hw = (isNode() ? nodeParallelism() : undefined) ?? nav?.hardwareConcurrency ?? 1;
   return Math.max(1, Math.min(MAX_DEFAULT_THREADS, Math.floor(hw)));
 }
 
-let warnedNoThreads = false;
-let warnedNoWorkers = false;
+let noticedOneThread = false;
 
-/** Whether workers can run here; warns once (per process) when threads were wanted but cannot be had. */
+/**
+ * The one notice per process that threads were asked for and adjoint runs on one thread
+ * (whatever the reason: no SharedArrayBuffer, no Worker, a module for unshared memory, workers
+ * that did not start). Later fallbacks stay silent.
+ */
+function noticeOneThread(why: string): void {
+  if (noticedOneThread) return;
+  noticedOneThread = true;
+  console.warn(`adjoint: ${why}; running on one thread.`);
+}
+
+/** Whether workers can run here; gives the one-thread notice when they cannot. */
 function threadsAvailable(): boolean {
   const g = globalThis as { Worker?: unknown };
   let why = '';
@@ -83,11 +96,34 @@ function threadsAvailable(): boolean {
       "the headers 'Cross-Origin-Opener-Policy: same-origin' and 'Cross-Origin-Embedder-Policy: require-corp')";
   else if (typeof g.Worker !== 'function' && !isNode()) why = 'this runtime has no Worker';
   if (!why) return true;
-  if (!warnedNoThreads) {
-    warnedNoThreads = true;
-    console.warn(`adjoint: ${why}; running on one thread.`);
-  }
+  noticeOneThread(why);
   return false;
+}
+
+/**
+ * A failure to locate, fetch or compile the kernels, as the typed error that names the fix:
+ * pass a precompiled module to init({ wasmModule }).
+ */
+function kernelsUnavailable(e: unknown): Error {
+  if (e instanceof WasmUnavailableError) return e;
+  if (e instanceof AdjointError) return e;
+  const why = e instanceof Error ? `${e.name}: ${e.message}` : String(e);
+  return new WasmUnavailableError(
+    `adjoint: init could not load the wasm kernels (${why}). Where a runtime cannot locate, fetch or ` +
+      'compile them (no import.meta.url, a failed fetch, WebAssembly.compile refused as on edge runtimes), ' +
+      "import the kernel module and pass it: `import wasmModule from 'adjoint/wasm/kernels.wasm'; " +
+      'await init({ wasmModule })` (see docs/EDGE.md).',
+    { cause: e },
+  );
+}
+
+/** Runs a kernel load that had no wasmModule to go on, turning its failure into a WasmUnavailableError. */
+async function locating<T>(load: () => Promise<T>): Promise<T> {
+  try {
+    return await load();
+  } catch (e) {
+    throw kernelsUnavailable(e);
+  }
 }
 
 function prepare(): void {
@@ -154,28 +190,25 @@ async function wasmBackend(opts: InitOptions): Promise<WasmBackend> {
   if (threads > 1 && threadsAvailable()) {
     let shared: SharedKernels | undefined;
     try {
-      shared = await loadSharedKernels(opts.wasmModule);
+      shared = opts.wasmModule
+        ? await loadSharedKernels(opts.wasmModule)
+        : await locating(() => loadSharedKernels());
     } catch (e) {
       // e.g. a wasmModule built for unshared memory
       if (!opts.wasmModule) throw e;
-      console.warn(
-        `adjoint: the given wasmModule cannot use shared memory (${(e as Error).message}); running on one thread.`,
-      );
+      noticeOneThread(`the given wasmModule cannot use shared memory (${(e as Error).message})`);
     }
     if (shared) {
       const backend = poolBackend(shared, threads);
       const pool = backend.pool!;
       await pool.ready();
-      if (pool.serving === 0 && !warnedNoWorkers) {
-        warnedNoWorkers = true;
-        console.warn(
-          `adjoint: the kernel workers did not start (${pool.lastFailureMessage}); running on one thread.`,
-        );
-      }
+      if (pool.serving === 0)
+        noticeOneThread(`the kernel workers did not start (${pool.lastFailureMessage})`);
       return backend;
     }
   }
-  return new WasmBackend(await loadKernels(opts.wasmModule ? { module: opts.wasmModule } : {}));
+  if (opts.wasmModule) return new WasmBackend(await loadKernels({ module: opts.wasmModule }));
+  return new WasmBackend(await locating(() => loadKernels()));
 }
 
 /**
