@@ -21,6 +21,8 @@ const typesEntry = () => ({
   name: 'types-entry',
   writeBundle() {
     writeFileSync('dist/index.d.ts', "export * from './types/src/index';\n");
+    if (existsSync('src/tfjs/index.ts'))
+      writeFileSync('dist/tfjs.d.ts', "export * from './types/src/tfjs/index';\n");
   },
 });
 
