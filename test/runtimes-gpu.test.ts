@@ -18,22 +18,27 @@
  * Time on this 2-core machine: Deno ~2-4 s (~12 s with a cold Mesa shader cache), Chromium
  * ~9-12 s, mostly shader compilation on the software adapters.
  */
-import { type ChildProcess, spawn } from 'node:child_process';
 import { existsSync, mkdtempSync, rmSync } from 'node:fs';
-import { readFile } from 'node:fs/promises';
-import { createServer, type Server } from 'node:http';
+import type { Server } from 'node:http';
 import { tmpdir } from 'node:os';
-import { extname, join, normalize, sep } from 'node:path';
-import { fileURLToPath } from 'node:url';
-import { type Browser, type BrowserServer, chromium } from 'playwright-core';
+import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
+import {
+  type ChromiumSession,
+  chromiumPath,
+  closeServer,
+  launchChromium,
+  missing as missingRuntime,
+  root,
+  runProcess,
+  serve,
+  serverPort,
+  taggedJson,
+} from './runtimes/harness';
 
-const root = fileURLToPath(new URL('..', import.meta.url));
-const CI = !!process.env.CI && process.env.CI !== 'false' && process.env.CI !== '0';
 /** One runtime's run, start to result; the test's own timeout is above it plus cleanup. */
 const RUN_LIMIT_MS = 150_000;
 const TEST_TIMEOUT_MS = RUN_LIMIT_MS + 30_000;
-const CLEANUP_MS = 10_000;
 
 interface ParityResult {
   runtime: string;
@@ -63,9 +68,7 @@ beforeAll(() => {
 
 /** A runtime binary that is not there: a failure under CI, a skip with the reason locally. */
 function missing(ctx: { skip: (note?: string) => void }, why: string): void {
-  if (CI) throw new Error(`${why} (CI: a runtime that cannot start is a failure)`);
-  console.warn(`runtimes-gpu: skipped: ${why}`);
-  ctx.skip(why);
+  missingRuntime(ctx, 'runtimes-gpu', why);
 }
 
 function summary(r: ParityResult): string {
@@ -92,42 +95,6 @@ function expectPassed(r: ParityResult): void {
   expect(r.devices).toEqual({ webgpu: r.checks });
 }
 
-/** Rejects after ms with `what` (the timer does not keep the process alive). */
-function within<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
-  let timer: ReturnType<typeof setTimeout> | undefined;
-  const limit = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`${what}: no result within ${ms / 1000} s`)), ms);
-    timer.unref?.();
-  });
-  return Promise.race([p, limit]).finally(() => clearTimeout(timer));
-}
-
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
-}
-
-/** Kills pid's process group (Playwright starts the browser as a group leader), else pid. */
-function killTree(pid: number | undefined): void {
-  if (!pid) return;
-  for (const target of [-pid, pid]) {
-    try {
-      process.kill(target, 'SIGKILL');
-    } catch {
-      // already gone, or not a group leader
-    }
-  }
-}
-
-function parseResult(stdout: string): ParityResult | null {
-  const line = stdout.split('\n').find((l) => l.startsWith('GPU-PARITY '));
-  return line ? (JSON.parse(line.slice('GPU-PARITY '.length)) as ParityResult) : null;
-}
-
 describe('GPU parity in other runtimes', () => {
   it(
     'Deno: navigator.gpu (lavapipe) agrees with wasm, value and gradient',
@@ -136,9 +103,8 @@ describe('GPU parity in other runtimes', () => {
       if (!existsSync(deno))
         return missing(ctx, `no Deno binary at ${deno} (npm i: 'deno' is a devDependency)`);
       const home = mkdtempSync(join(tmpdir(), 'adjoint-deno-'));
-      let child: ChildProcess | undefined;
       try {
-        child = spawn(
+        const out = await runProcess(
           deno,
           [
             'run',
@@ -149,8 +115,6 @@ describe('GPU parity in other runtimes', () => {
             'dist/index.js',
           ],
           {
-            cwd: root,
-            stdio: ['ignore', 'pipe', 'pipe'],
             env: {
               ...process.env,
               DENO_NO_UPDATE_CHECK: '1',
@@ -158,39 +122,21 @@ describe('GPU parity in other runtimes', () => {
               XDG_RUNTIME_DIR: process.env.XDG_RUNTIME_DIR || home,
               NO_COLOR: '1',
             },
+            limitMs: RUN_LIMIT_MS,
+            what: 'Deno',
           },
         );
-        let stdout = '';
-        let stderr = '';
-        child.stdout?.on('data', (d) => {
-          stdout += d;
-        });
-        child.stderr?.on('data', (d) => {
-          stderr += d;
-        });
-        const proc = child;
-        const exit = await within(
-          new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve, reject) => {
-            proc.on('error', reject);
-            proc.on('close', (code, signal) => resolve({ code, signal }));
-          }),
-          RUN_LIMIT_MS,
-          `Deno (pid ${proc.pid})`,
-        ).catch((e: Error) => {
-          throw new Error(`${e.message}\nstdout: ${stdout.slice(-4000)}\nstderr: ${stderr.slice(-4000)}`);
-        });
-        const r = parseResult(stdout);
+        const r = taggedJson<ParityResult>(out.stdout, 'GPU-PARITY');
         if (!r)
           throw new Error(
-            `Deno printed no result (exit ${exit.code}, signal ${exit.signal})\n` +
-              `stdout: ${stdout.slice(-4000)}\nstderr: ${stderr.slice(-4000)}`,
+            `Deno printed no result (exit ${out.code}, signal ${out.signal})\n` +
+              `stdout: ${out.stdout.slice(-4000)}\nstderr: ${out.stderr.slice(-4000)}`,
           );
-        if (stderr.trim()) console.log(`Deno stderr:\n${stderr.slice(-2000)}`);
+        if (out.stderr.trim()) console.log(`Deno stderr:\n${out.stderr.slice(-2000)}`);
         expectPassed(r);
         expect(r.runtime).toMatch(/^deno /);
-        expect(exit.code).toBe(0);
+        expect(out.code).toBe(0);
       } finally {
-        if (child?.pid && child.exitCode === null && child.signalCode === null) killTree(child.pid);
         rmSync(home, { recursive: true, force: true });
       }
     },
@@ -200,53 +146,16 @@ describe('GPU parity in other runtimes', () => {
   it(
     'headless Chromium: navigator.gpu (SwiftShader) agrees with wasm in a cross-origin isolated page',
     async (ctx) => {
-      const executablePath = process.env.CHROMIUM ?? '/usr/bin/chromium';
-      if (!existsSync(executablePath))
-        return missing(ctx, `no Chromium at ${executablePath} (apt-get install chromium; .ci/run does)`);
+      if (!existsSync(chromiumPath()))
+        return missing(ctx, `no Chromium at ${chromiumPath()} (apt-get install chromium; .ci/run does)`);
       let server: Server | undefined;
-      let browserServer: BrowserServer | undefined;
-      let browser: Browser | undefined;
-      let pid: number | undefined;
+      let session: ChromiumSession | undefined;
       const logs: string[] = [];
       try {
-        server = await serve();
-        const address = server.address();
-        const port = typeof address === 'object' && address ? address.port : 0;
-        browserServer = await within(
-          chromium.launchServer({
-            executablePath,
-            headless: true,
-            args: [
-              '--enable-unsafe-webgpu',
-              '--no-sandbox',
-              '--disable-background-networking',
-              '--disable-component-update',
-              '--disable-default-apps',
-              '--disable-sync',
-              '--no-default-browser-check',
-              '--no-first-run',
-            ],
-          }),
-          30_000,
-          'starting Chromium',
-        );
-        pid = browserServer.process().pid;
-        browser = await within(
-          chromium.connect(browserServer.wsEndpoint()),
-          30_000,
-          'connecting to Chromium',
-        );
-        const page = await browser.newPage();
-        page.on('console', (m) => logs.push(`${m.type()}: ${m.text()}`));
-        page.on('pageerror', (e) => logs.push(`pageerror: ${e.stack ?? e.message}`));
-        page.on('crash', () => logs.push('the page crashed'));
-        page.on('response', (res) => {
-          if (res.status() >= 400) logs.push(`HTTP ${res.status()}: ${res.url()}`);
-        });
-        page.on('requestfailed', (req) =>
-          logs.push(`request failed: ${req.url()} ${req.failure()?.errorText}`),
-        );
-        await page.goto(`http://127.0.0.1:${port}/test/runtimes/gpu-parity.html`);
+        server = await serve({ isolated: true });
+        session = await launchChromium(['--enable-unsafe-webgpu']);
+        const page = await session.page(logs);
+        await page.goto(`http://127.0.0.1:${serverPort(server)}/test/runtimes/gpu-parity.html`);
         await page.waitForFunction(() => (window as unknown as { __parity?: unknown }).__parity, null, {
           timeout: RUN_LIMIT_MS,
           polling: 250,
@@ -261,56 +170,10 @@ describe('GPU parity in other runtimes', () => {
         if (logs.length) (e as Error).message += `\nChromium console:\n${logs.join('\n').slice(-4000)}`;
         throw e;
       } finally {
-        await within(browser?.close() ?? Promise.resolve(), CLEANUP_MS, 'closing the browser').catch(
-          () => {},
-        );
-        await within(browserServer?.close() ?? Promise.resolve(), CLEANUP_MS, 'closing Chromium').catch(
-          () => {},
-        );
-        if (pid && alive(pid)) killTree(pid);
-        if (server) {
-          server.closeAllConnections();
-          await new Promise((r) => server?.close(r));
-        }
+        await session?.close();
+        await closeServer(server);
       }
     },
     TEST_TIMEOUT_MS,
   );
 });
-
-/** dist/ and test/runtimes/ from 127.0.0.1 on a free port, cross-origin isolated. */
-function serve(): Promise<Server> {
-  const types: Record<string, string> = {
-    '.js': 'text/javascript',
-    '.mjs': 'text/javascript',
-    '.wasm': 'application/wasm',
-    '.html': 'text/html',
-    '.map': 'application/json',
-  };
-  const server = createServer(async (req, res) => {
-    const path = normalize(decodeURIComponent(new URL(req.url ?? '/', 'http://x').pathname));
-    const file = join(root, path);
-    const allowed = [join(root, 'dist') + sep, join(root, 'test/runtimes') + sep].some((d) =>
-      file.startsWith(d),
-    );
-    try {
-      if (!allowed) throw new Error('not served');
-      const body = await readFile(file);
-      res.writeHead(200, {
-        'content-type': types[extname(file)] ?? 'application/octet-stream',
-        'cross-origin-opener-policy': 'same-origin',
-        'cross-origin-embedder-policy': 'require-corp',
-        'cross-origin-resource-policy': 'same-origin',
-        'cache-control': 'no-store',
-      });
-      res.end(body);
-    } catch {
-      res.writeHead(404);
-      res.end();
-    }
-  });
-  return new Promise((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => resolve(server));
-  });
-}
