@@ -1,0 +1,2 @@
+import './suite-entry.mjs';
+import '@tensorflow/tfjs-core/dist/tests.js';
