@@ -1,7 +1,7 @@
 /**
  * The cross-runtime checks (test/runtimes/checks.mjs: value and gradient of a small program, a
- * jitted Adam step, a safetensors round trip, and a jitted MLP training step at 1 and 2 threads
- * that must agree bit for bit) on the built package (dist/, which `npm test` builds first) in:
+ * jitted Adam step, a safetensors round trip, and a jitted MLP training step at 1, 2 and 3
+ * threads that must agree bit for bit) on the built package (dist/, which `npm test` builds first) in:
  * - Deno (npm 'deno'): its Web Workers; reads limited to this repository, no prompts, no remote
  *   modules, no update check;
  * - Bun (npm 'bun'): its workers;
@@ -23,6 +23,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import {
+  alive,
   type ChromiumSession,
   chromiumPath,
   closeServer,
@@ -64,16 +65,19 @@ function expectPassed(r: ChecksResult): void {
   );
   const failures = r.failures.map((f) => `${f.check}: ${f.error}`).join('\n');
   expect(r.failures, `${r.runtime}: ${r.failures.length} failures\n${failures}`).toEqual([]);
-  expect(r.checks).toBe(7); // init, 3 checks, MLP at 1 and 2 threads, shutdown
-  expect(r.runs.map((x) => x.requested)).toEqual([1, 2]);
+  expect(r.checks).toBe(8); // init, 3 checks, MLP at 1, 2 and 3 threads, shutdown
+  expect(r.runs.map((x) => x.requested)).toEqual([1, 2, 3]);
   expect(r.runs[0].threads).toBe(1);
   expect(r.runs[1].losses).toEqual(r.runs[0].losses);
+  expect(r.runs[2].losses).toEqual(r.runs[0].losses);
 }
 
-/** Threads really ran: the 2-thread run had a worker. */
+/** Threads really ran: the 2- and 3-thread runs had their workers. */
 function expectThreads(r: ChecksResult): void {
   expect(r.runs[1].threads, `${r.runtime}: threads at init({ threads: 2 })`).toBe(2);
   expect(r.runs[1].workers, `${r.runtime}: workers at init({ threads: 2 })`).toBe(1);
+  expect(r.runs[2].threads, `${r.runtime}: threads at init({ threads: 3 })`).toBe(3);
+  expect(r.runs[2].workers, `${r.runtime}: workers at init({ threads: 3 })`).toBe(2);
   expect(r.notices, `${r.runtime}: adjoint printed`).toEqual([]);
 }
 
@@ -97,7 +101,7 @@ async function runCli(
 
 describe('cross-runtime checks', () => {
   it(
-    'Deno: value and gradient, jitted Adam, safetensors, 1 and 2 threads (Web Workers) identical',
+    'Deno: value and gradient, jitted Adam, safetensors, 1, 2 and 3 threads (Web Workers) identical',
     async (ctx) => {
       const deno = join(root, 'node_modules/.bin/deno');
       if (!existsSync(deno))
@@ -134,7 +138,7 @@ describe('cross-runtime checks', () => {
   );
 
   it(
-    'Bun: value and gradient, jitted Adam, safetensors, 1 and 2 threads (workers) identical',
+    'Bun: value and gradient, jitted Adam, safetensors, 1, 2 and 3 threads (workers) identical',
     async (ctx) => {
       const bun = join(root, 'node_modules/.bin/bun');
       if (!existsSync(bun))
@@ -186,11 +190,13 @@ describe('cross-runtime checks', () => {
     } finally {
       await session?.close();
       await closeServer(server);
+      if (session?.pid) expect(alive(session.pid), 'Chromium still running after close').toBe(false);
+      expect(server?.listening).toBe(false);
     }
   }
 
   it(
-    'headless Chromium, cross-origin isolated page: the checks with 2 threads (workers over SharedArrayBuffer)',
+    'headless Chromium, cross-origin isolated page: the checks with 2 and 3 threads (workers over SharedArrayBuffer)',
     async (ctx) => {
       if (!existsSync(chromiumPath()))
         return missing(
@@ -221,9 +227,13 @@ describe('cross-runtime checks', () => {
       console.log(`Chromium console (plain):\n${logs.join('\n').slice(-4000)}`);
       expect(r.crossOriginIsolated).toBe(false);
       expectPassed(r);
-      expect(r.runs[1].threads).toBe(2 - 1); // threads: 2 asked, one thread given
-      expect(r.runs[1].workers).toBe(0);
-      // exactly one notice, and it says why; nothing else on the console
+      // threads 2 and 3 asked, one thread given each time, without workers
+      expect(r.runs.map((x) => [x.threads, x.workers])).toEqual([
+        [1, 0],
+        [1, 0],
+        [1, 0],
+      ]);
+      // exactly one notice over two inits that asked for threads, and it says why; nothing else on the console
       expect(r.notices).toHaveLength(1);
       expect(r.notices[0].level).toBe('warn');
       expect(r.notices[0].text).toMatch(

@@ -36,7 +36,7 @@ import type { Readable } from 'node:stream';
 import { pathToFileURL } from 'node:url';
 import { afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
 import { init, memoryStats, WasmUnavailableError } from '../src/index';
-import { missing, root, runProcess, stopChild, within } from './runtimes/harness';
+import { alive, missing, root, runProcess, stopChild, track, within } from './runtimes/harness';
 
 const override = vi.hoisted(() => ({ wasmUrl: undefined as undefined | ((name: string) => URL) }));
 vi.mock('../src/wasm-url', async (importOriginal) => {
@@ -45,7 +45,7 @@ vi.mock('../src/wasm-url', async (importOriginal) => {
 });
 
 const SUITE = 'runtimes-edge';
-const WORKERD_LIMIT_MS = 60_000;
+const WORKERD_LIMIT_MS = 30_000;
 
 function compiled(name: string): WebAssembly.Module {
   return new WebAssembly.Module(readFileSync(join(root, 'src/wasm', name)));
@@ -360,10 +360,12 @@ describe("Cloudflare's workerd", () => {
             capnpWorker(dir, 'mainWorker', main) +
             capnpWorker(dir, 'probeWorker', probe),
         );
-        child = spawn(bin, ['serve', 'config.capnp', '--control-fd=3'], {
-          cwd: dir,
-          stdio: ['ignore', 'pipe', 'pipe', 'pipe'],
-        });
+        child = track(
+          spawn(bin, ['serve', 'config.capnp', '--control-fd=3'], {
+            cwd: dir,
+            stdio: ['ignore', 'pipe', 'pipe', 'pipe'],
+          }),
+        );
         child.stdout?.on('data', (d) => {
           stdout += d;
         });
@@ -441,7 +443,10 @@ describe("Cloudflare's workerd", () => {
         await stopChild(child, 'SIGTERM');
         rmSync(dir, { recursive: true, force: true });
       }
+      // stopped by its PID: SIGTERM ended it (a SIGKILL fallback would show as signalCode SIGKILL)
+      expect(child.pid && alive(child.pid)).toBe(false);
+      expect(child.signalCode ?? `exit code ${child.exitCode}`).toMatch(/^(SIGTERM|exit code 0)$/);
     },
-    WORKERD_LIMIT_MS * 2,
+    WORKERD_LIMIT_MS * 4 + 15_000,
   );
 });

@@ -16,7 +16,7 @@ const target = args[0]
   ? new URL(args[0], `file://${g.Deno ? g.Deno.cwd() : g.process.cwd()}/`)
   : new URL('../../dist/index.js', import.meta.url);
 const A = await import(target.href);
-const result = await runtimeChecks(A, { threads: [1, 2] });
+const result = await runtimeChecks(A, { threads: [1, 2, 3] });
 console.log(`RUNTIME-CHECKS ${JSON.stringify(result)}`);
 const code = result.failures.length === 0 ? 0 : 1;
 if (g.Deno) g.Deno.exit(code);

@@ -3,7 +3,7 @@
  * a browser page, workerd, Node). Written once, taking the adjoint module as an argument:
  *
  *   import * as A from '../../dist/index.js';
- *   const result = await runtimeChecks(A, { threads: [1, 2] });
+ *   const result = await runtimeChecks(A, { threads: [1, 2, 3] });
  *   // { runtime, checks, failures: [{ check, error }], runs: [{ requested, threads, workers }], ... }
  *
  * 1. value and gradient of a small program (elementwise and a matmul least-squares loss)

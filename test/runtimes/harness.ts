@@ -55,6 +55,28 @@ export function killTree(pid: number | undefined, signal: NodeJS.Signals = 'SIGK
   }
 }
 
+/**
+ * Children started by these suites and not yet exited. Killed by PID when the test process
+ * exits, should a test's own finally block not have run (a vitest timeout abandons the test's
+ * promise; the process may end before it settles).
+ */
+const live = new Set<ChildProcess>();
+let exitHook = false;
+
+/** Registers a child to be killed by PID if it outlives the test process. */
+export function track(child: ChildProcess): ChildProcess {
+  if (!child.pid) return child;
+  live.add(child);
+  child.once('exit', () => live.delete(child));
+  if (!exitHook) {
+    exitHook = true;
+    process.once('exit', () => {
+      for (const c of live) killTree(c.pid);
+    });
+  }
+  return child;
+}
+
 /** Waits up to ms for a child to exit after a signal, then SIGKILLs it. */
 export async function stopChild(
   child: ChildProcess | undefined,
@@ -90,11 +112,13 @@ export async function runProcess(
   let stdout = '';
   let stderr = '';
   try {
-    child = spawn(cmd, args, {
-      cwd: opts.cwd ?? root,
-      stdio: ['ignore', 'pipe', 'pipe'],
-      env: opts.env ?? process.env,
-    });
+    child = track(
+      spawn(cmd, args, {
+        cwd: opts.cwd ?? root,
+        stdio: ['ignore', 'pipe', 'pipe'],
+        env: opts.env ?? process.env,
+      }),
+    );
     child.stdout?.on('data', (d) => {
       stdout += d;
     });
@@ -187,6 +211,8 @@ export const chromiumPath = (): string => process.env.CHROMIUM ?? '/usr/bin/chro
 /** A headless Chromium (Debian's, never a downloaded one) and what is needed to stop it. */
 export interface ChromiumSession {
   browser: Browser;
+  /** The browser process (a process group leader). */
+  pid: number | undefined;
   /** Opens a page that records console messages, page errors, crashes and failed requests in `logs`. */
   page(logs: string[]): Promise<Page>;
   close(): Promise<void>;
@@ -229,6 +255,7 @@ export async function launchChromium(extraArgs: string[] = []): Promise<Chromium
   const b = browser;
   return {
     browser: b,
+    pid,
     async page(logs) {
       const page = await b.newPage();
       page.on('console', (m) => logs.push(`${m.type()}: ${m.text()}`));
