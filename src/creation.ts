@@ -3,13 +3,13 @@ import { ValueError } from './errors';
 import { apply } from './ops/registry';
 import { checkShape, fmt, sizeOf } from './shape';
 import { HostStorage } from './storage';
-import { type DType, type HostArray, type NestedArray, Tensor } from './tensor';
+import { type DType, frozenShape, type HostArray, type NestedArray, Tensor } from './tensor';
 
 export type TensorData = number | NestedArray | Float32Array | Int32Array | Float64Array | readonly number[];
 
 /** Wraps a host array as a realized constant tensor (no copy). */
 export function fromHost(data: HostArray, shape: readonly number[], dtype: DType): Tensor {
-  const t = new Tensor('const', [], {}, shape, dtype);
+  const t = new Tensor('const', [], {}, frozenShape(shape), dtype);
   t.setStorage(new HostStorage(data));
   return t;
 }

@@ -1,4 +1,5 @@
 import { ConcretizationError, DisposedError } from './errors';
+import { keyOf } from './key';
 import { type Shape, sizeOf } from './shape';
 
 export type DType = 'float32' | 'int32';
@@ -58,6 +59,48 @@ const finalizer =
 
 let nextId = 1;
 
+let walks = 0;
+
+/** A fresh mark for a graph walk that stamps Tensor.walkEpoch; such walks run to completion, never nested. */
+export function newWalk(): number {
+  return ++walks;
+}
+
+const shapeKeys = new WeakMap<readonly number[], string>();
+
+/** A frozen shape as a string, made once per shape array (they are shared, and keys are built per node). */
+export function shapeKey(shape: readonly number[]): string {
+  let k = shapeKeys.get(shape);
+  if (k === undefined) {
+    k = shape.join(',');
+    shapeKeys.set(shape, k);
+  }
+  return k;
+}
+
+const keyIds = new Map<string, number>();
+let nextKeyId = 1;
+
+/**
+ * A number for a key string. Numbers are never reused: when the table is cleared (it is bounded),
+ * a key seen again gets a new number, so a number cached on an old tensor can only miss, never
+ * stand for another key.
+ */
+export function internKey(key: string): number {
+  let id = keyIds.get(key);
+  if (id === undefined) {
+    if (keyIds.size >= 1 << 16) keyIds.clear();
+    id = nextKeyId++;
+    keyIds.set(key, id);
+  }
+  return id;
+}
+
+/** The shape as a frozen array, itself where it already is one (most ops keep an input's shape). */
+export function frozenShape(shape: Shape): readonly number[] {
+  return Object.isFrozen(shape) ? shape : Object.freeze([...shape]);
+}
+
 /** The id the next tensor will get: tensors made from now on have ids at least this. */
 export function nextTensorId(): number {
   return nextId;
@@ -83,14 +126,25 @@ export class Tensor {
    */
   siblings: WeakRef<Tensor>[] | null = null;
   private disposedWhy = 'it was disposed';
+  /** Scratch for graph walks (see newWalk): the walk that last reached this tensor, and what it noted there. */
+  walkEpoch = 0;
+  walkIndex = 0;
+  /** This node's own part of a structure key (op, dtype, shape, attributes) as a number, made once. */
+  private sig = 0;
 
-  constructor(op: string, inputs: Tensor[], attrs: Attrs, shape: Shape, dtype: DType) {
+  /** `shape` must be frozen (see frozenShape): shapes are shared between tensors. */
+  constructor(op: string, inputs: Tensor[], attrs: Attrs, shape: readonly number[], dtype: DType) {
     this.op = op;
     this.inputs = inputs;
     this.attrs = attrs;
-    // Shapes are shared between tensors once frozen (most ops keep their input's shape).
-    this.shape = Object.isFrozen(shape) ? shape : Object.freeze([...shape]);
+    this.shape = shape;
     this.dtype = dtype;
+  }
+
+  /** Op, dtype, shape and attributes as a number: equal for nodes that compute alike from alike inputs. */
+  signature(): number {
+    if (this.sig === 0) this.sig = internKey(`${this.op}${this.dtype[0]}${shapeKey(this.shape)}${keyOf(this.attrs)}`);
+    return this.sig;
   }
 
   get size(): number {
@@ -152,6 +206,7 @@ export class Tensor {
     this.op = 'const';
     this.inputs = [];
     this.attrs = {};
+    this.sig = 0;
   }
 
   checkAlive(where: string): void {

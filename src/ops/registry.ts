@@ -1,5 +1,6 @@
 import { AdjointError } from '../errors';
-import { type Attrs, type DType, Tensor } from '../tensor';
+import { shapeEq } from '../shape';
+import { type Attrs, type DType, frozenShape, Tensor } from '../tensor';
 
 export interface TensorInfo {
   readonly shape: readonly number[];
@@ -80,5 +81,12 @@ export function apply(name: string, inputs: Tensor[], attrs: Attrs = {}): Tensor
   const def = getOp(name);
   for (const x of inputs) x.checkAlive(name);
   const info = def.infer(inputs, attrs);
-  return new Tensor(name, inputs, attrs, info.shape, info.dtype);
+  // Share an input's (frozen) shape where the result has the same one: most ops do.
+  let shape: readonly number[] | null = null;
+  for (const x of inputs)
+    if (shapeEq(x.shape, info.shape)) {
+      shape = x.shape;
+      break;
+    }
+  return new Tensor(name, inputs, attrs, shape ?? frozenShape(info.shape), info.dtype);
 }

@@ -3,7 +3,7 @@ import { optimize } from '../compiler/compile';
 import type { Graph } from '../graph/graph';
 import { buildGraph } from '../graph/graph';
 import { apply } from '../ops/registry';
-import { Tensor, traceState } from '../tensor';
+import { frozenShape, Tensor, traceState } from '../tensor';
 import { flatten, treeKey, unflatten } from '../transforms/pytree';
 import { tracing } from '../transforms/transforms';
 import { devices } from './devices';
@@ -107,7 +107,7 @@ export function jit<F extends Fn>(f: F): Jitted<F> {
     const bound = program.leaves.map((n) => (n.op === 'input' ? leaves[n.attrs.index as number] : n.source!));
     const out = runSync(program, bound);
     const results = plan.graph.outputs.map((n, i) => {
-      const t = new Tensor('const', [], {}, n.shape, n.dtype);
+      const t = new Tensor('const', [], {}, frozenShape(n.shape), n.dtype);
       t.setStorage(out[i]);
       return t;
     });

@@ -3,9 +3,8 @@
 import type { Backend } from '../backends/backend';
 import { optimize } from '../compiler/compile';
 import { ConcretizationError, DisposedError } from '../errors';
-import { buildGraph, postOrder } from '../graph/graph';
-import { keyOf } from '../key';
-import { runtimeHooks, type Tensor } from '../tensor';
+import { buildGraph } from '../graph/graph';
+import { internKey, newWalk, runtimeHooks, shapeKey, type Tensor } from '../tensor';
 import { activeBackend, devices, setBackend } from './devices';
 import { place, placementPolicy } from './placement';
 import { lower, type Program, runAsync, runSync } from './program';
@@ -46,24 +45,100 @@ interface Compiled {
 }
 
 const MAX_COMPILED = 256;
-/** Optimized graphs by structure, so a loop that rebuilds the same graph optimizes it once. */
-const compiled = new Map<string, Compiled>();
+
+interface Entry extends Compiled {
+  /** The structure the program was compiled for (see Snapshot.codes). */
+  codes: number[];
+}
 
 /**
- * One walk of the lazy DAG: a key equal for graphs of equal structure (ops, attributes,
- * shapes, dtypes, wiring; constants by position, not value), and the constants in order.
+ * Optimized graphs by structure, so a loop that rebuilds the same graph optimizes it once: buckets
+ * by hash of the structure codes, least recently used first.
  */
-function snapshot(pending: readonly Tensor[]): { key: string; consts: Tensor[]; siblings: Tensor[] } {
-  const index = new Map<Tensor, number>();
-  const parts: string[] = [];
+const compiled = new Map<number, Entry[]>();
+let compiledCount = 0;
+
+interface Snapshot {
+  /**
+   * The structure as numbers, equal for graphs of equal structure (ops, attributes, shapes,
+   * dtypes, wiring; constants by position, not value): per node its signature, input count and
+   * input positions; then the positions of the outputs.
+   */
+  codes: number[];
+  /** The realized leaves, in walk order. */
+  consts: Tensor[];
+  /** The tensors to compute: those asked for, then their pending siblings. */
+  pending: Tensor[];
+}
+
+/**
+ * One walk of the lazy DAG in post-order, roots in turn. Tensors made by the same transform call
+ * as a node of the graph (a loss and its gradients) join the roots, so the shared work is done in
+ * one run; a sibling that cannot be computed (it reads a disposed tensor) is left out. Marks on
+ * the tensors (walkEpoch, walkIndex) and their cached signatures keep this cheap: it runs on
+ * every eager read.
+ */
+function snapshot(asked: readonly Tensor[]): Snapshot {
+  const epoch = newWalk();
+  const codes: number[] = [];
+  let nodes = 0;
   const consts: Tensor[] = [];
-  const siblings: Tensor[] = [];
-  const wanted = new Set(pending);
-  postOrder(pending, 'realize', (t) => {
-    index.set(t, parts.length);
+  const pending = [...asked];
+  const wanted = new Set(asked);
+  const reached: Tensor[] = [];
+  const stack: Tensor[] = [];
+  const expanded: boolean[] = [];
+  for (let r = 0; r < pending.length; r++) {
+    const root = pending[r];
+    if (root.walkEpoch === epoch) continue;
+    const mark = [codes.length, nodes, consts.length, pending.length, reached.length];
+    try {
+      stack.push(root);
+      expanded.push(false);
+      while (stack.length > 0) {
+        const t = stack.pop()!;
+        if (expanded.pop()) {
+          t.walkIndex = nodes++;
+          visit(t);
+          continue;
+        }
+        if (t.walkEpoch === epoch) continue;
+        t.walkEpoch = epoch;
+        t.walkIndex = -1;
+        reached.push(t);
+        t.checkAlive('realize');
+        stack.push(t);
+        expanded.push(true);
+        if (t.storage === null)
+          for (let i = t.inputs.length - 1; i >= 0; i--) {
+            const x = t.inputs[i];
+            if (x.walkEpoch !== epoch) {
+              stack.push(x);
+              expanded.push(false);
+            }
+          }
+      }
+    } catch (e) {
+      if (r < asked.length || !(e instanceof DisposedError)) throw e;
+      stack.length = 0;
+      expanded.length = 0;
+      codes.length = mark[0];
+      nodes = mark[1];
+      consts.length = mark[2];
+      for (const s of pending.splice(mark[3])) wanted.delete(s);
+      for (const t of reached.splice(mark[4])) t.walkEpoch = 0;
+      pending.splice(r, 1);
+      r--;
+    }
+  }
+  codes.push(-1);
+  for (const t of pending) codes.push(t.walkIndex);
+  return { codes, consts, pending };
+
+  function visit(t: Tensor): void {
     if (t.storage !== null) {
       consts.push(t);
-      parts.push(`c${t.dtype[0]}${t.shape.join(',')}`);
+      codes.push(internKey(`c${t.dtype[0]}${shapeKey(t.shape)}`), 0);
       return;
     }
     if (t.op === 'input')
@@ -72,62 +147,68 @@ function snapshot(pending: readonly Tensor[]): { key: string; consts: Tensor[]; 
           ? 'cannot read the value of a tensor that depends on a vmapped argument inside the vmapped function: it stands for every example at once; read the results of vmap instead'
           : `cannot read the value of a tensor that depends on symbolic input ${String(t.attrs.index)} of trace/jit; values exist only when the compiled function runs`,
       );
-    for (const r of t.siblings ?? []) {
-      const s = r.deref();
-      if (s && s.storage === null && !s.disposed && !wanted.has(s)) {
-        wanted.add(s);
-        siblings.push(s);
+    if (t.siblings !== null)
+      for (const ref of t.siblings) {
+        const s = ref.deref();
+        if (s && s.storage === null && !s.disposed && !wanted.has(s)) {
+          wanted.add(s);
+          pending.push(s);
+        }
       }
-    }
-    let ins = '';
-    for (const x of t.inputs) ins += `${index.get(x)},`;
-    parts.push(`${t.op}${t.dtype[0]}${t.shape.join(',')}${keyOf(t.attrs)}${ins}`);
-  });
-  parts.push(`>${pending.map((t) => index.get(t)).join(',')}`);
-  return { key: parts.join(';'), consts, siblings };
+    codes.push(t.signature(), t.inputs.length);
+    for (const x of t.inputs) codes.push(x.walkIndex);
+  }
 }
 
-function compile(pending: readonly Tensor[], key: string): Compiled {
+function compile(pending: readonly Tensor[], structure: readonly number[]): Compiled {
   // Placement depends on the devices in use: a new set (init) starts a new cache.
-  const full = `${devices().epoch}|${placementPolicy.gpuMinWork}|${key}`;
-  let c = compiled.get(full);
-  if (c) {
-    compiled.delete(full);
-    compiled.set(full, c);
-    return c;
+  const forced = placementPolicy.gpuMinWork;
+  const codes = [devices().epoch, forced === null ? 0 : 1, forced ?? 0, ...structure];
+  let h = 0x811c9dc5;
+  for (const c of codes) h = Math.imul(h ^ c, 0x01000193);
+  const bucket = compiled.get(h);
+  const hit = bucket?.find((e) => sameCodes(e.codes, codes));
+  if (bucket) {
+    // most recently used last
+    compiled.delete(h);
+    compiled.set(h, bucket);
   }
+  if (hit) return hit;
   const raw = buildGraph(pending);
   const rawConsts = raw.nodes.filter((n) => n.op === 'const');
   const program = lower(place(optimize(raw)));
   // Leaves are bound by position on every run: the cache must not keep this call's tensors.
   for (const n of rawConsts) n.source = null;
-  c = { program, leafConst: program.leaves.map((n) => rawConsts.indexOf(n)) };
-  compiled.set(full, c);
-  if (compiled.size > MAX_COMPILED) compiled.delete(compiled.keys().next().value as string);
-  return c;
+  const entry: Entry = {
+    program,
+    leafConst: program.leaves.map((n) => rawConsts.indexOf(n)),
+    codes,
+  };
+  if (bucket) bucket.push(entry);
+  else compiled.set(h, [entry]);
+  if (++compiledCount > MAX_COMPILED) {
+    const [oldest, entries] = compiled.entries().next().value as [number, Entry[]];
+    entries.shift();
+    if (entries.length === 0) compiled.delete(oldest);
+    compiledCount--;
+  }
+  return entry;
+}
+
+function sameCodes(a: readonly number[], b: readonly number[]): boolean {
+  if (a.length !== b.length) return false;
+  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
+  return true;
 }
 
 /** Snapshot, siblings and the compiled program for a realization. */
 function prepare(ts: readonly Tensor[]): { pending: Tensor[]; c: Compiled; leaves: Tensor[] } | null {
-  let pending = [...new Set(ts.filter((t) => t.storage === null))];
-  if (pending.length === 0) return null;
-  // Tensors made by the same transform call as any node of this graph (a loss and its
-  // gradients) are computed in the same run: the shared work is done once.
-  let snap = snapshot(pending);
-  for (let round = 0; round < 4 && snap.siblings.length > 0; round++) {
-    // Best effort: a sibling that cannot be computed (it reads a disposed tensor) is left out.
-    try {
-      const more = snapshot([...pending, ...snap.siblings]);
-      pending = [...pending, ...snap.siblings];
-      snap = more;
-    } catch (e) {
-      if (!(e instanceof DisposedError)) throw e;
-      snap = { ...snap, siblings: [] };
-    }
-  }
+  const asked = [...new Set(ts.filter((t) => t.storage === null))];
+  if (asked.length === 0) return null;
+  const snap = snapshot(asked);
   backendSync();
-  const c = compile(pending, snap.key);
-  return { pending, c, leaves: c.leafConst.map((i) => snap.consts[i]) };
+  const c = compile(snap.pending, snap.codes);
+  return { pending: snap.pending, c, leaves: c.leafConst.map((i) => snap.consts[i]) };
 }
 
 /** Computes every unrealized tensor in `ts` in one graph run. Nothing is assigned if the run throws. */

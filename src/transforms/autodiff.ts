@@ -10,7 +10,7 @@ import { add } from '../ops/api';
 import { type CustomCall, callOf, copyCall, wrapOutput } from '../ops/custom';
 import { apply, getOp } from '../ops/registry';
 import { fmt } from '../shape';
-import type { Attrs, Tensor } from '../tensor';
+import { type Attrs, newWalk, type Tensor } from '../tensor';
 
 interface TapeEntry {
   node: Tensor;
@@ -27,32 +27,43 @@ export interface Tape {
 /** Nodes reachable from `outputs` that depend on some variable, in topological order. */
 export function recordTape(outputs: readonly Tensor[], vars: readonly Tensor[]): Tape {
   const varSet = new Set(vars);
+  // Iterative post-order; tensors are stamped with this walk, and walkIndex notes (1) that a node
+  // depends on a variable.
+  const walk = newWalk();
   const order: Tensor[] = [];
-  const seen = new Set<Tensor>();
-  const stack: [Tensor, boolean][] = outputs.map((t) => [t, false]);
-  while (stack.length) {
-    const [t, done] = stack.pop()!;
-    if (done) {
+  const stack = [...outputs];
+  const expanded: boolean[] = outputs.map(() => false);
+  while (stack.length > 0) {
+    const t = stack.pop()!;
+    if (expanded.pop()) {
       order.push(t);
       continue;
     }
-    if (seen.has(t)) continue;
-    seen.add(t);
-    stack.push([t, true]);
+    if (t.walkEpoch === walk) continue;
+    t.walkEpoch = walk;
+    stack.push(t);
+    expanded.push(true);
     // Variables are where the sweep stops: their own history belongs to an outer transform.
-    if (!varSet.has(t)) for (let i = t.inputs.length - 1; i >= 0; i--) stack.push([t.inputs[i], false]);
+    if (!varSet.has(t))
+      for (let i = t.inputs.length - 1; i >= 0; i--) {
+        stack.push(t.inputs[i]);
+        expanded.push(false);
+      }
   }
-  const depends = new Set<Tensor>(vars);
   const entries: TapeEntry[] = [];
   for (const t of order) {
     if (varSet.has(t)) {
+      t.walkIndex = 1;
       entries.push({ node: t, op: t.op, inputs: [], attrs: t.attrs });
       continue;
     }
-    if (t.inputs.some((i) => depends.has(i))) {
-      depends.add(t);
-      entries.push({ node: t, op: t.op, inputs: [...t.inputs], attrs: t.attrs });
-    }
+    t.walkIndex = 0;
+    for (const i of t.inputs)
+      if (i.walkIndex === 1) {
+        t.walkIndex = 1;
+        entries.push({ node: t, op: t.op, inputs: [...t.inputs], attrs: t.attrs });
+        break;
+      }
   }
   return { entries, vars: varSet };
 }
