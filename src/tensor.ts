@@ -143,7 +143,8 @@ export class Tensor {
 
   /** Op, dtype, shape and attributes as a number: equal for nodes that compute alike from alike inputs. */
   signature(): number {
-    if (this.sig === 0) this.sig = internKey(`${this.op}${this.dtype[0]}${shapeKey(this.shape)}${keyOf(this.attrs)}`);
+    if (this.sig === 0)
+      this.sig = internKey(`${this.op}${this.dtype[0]}${shapeKey(this.shape)}${keyOf(this.attrs)}`);
     return this.sig;
   }
 
