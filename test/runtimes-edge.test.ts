@@ -170,6 +170,7 @@ function recipe(name: string): string {
 const PROBE = `
 import * as A from 'adjoint';
 import wasmModule from 'adjoint/wasm/kernels.wasm';
+import relaxedModule from 'adjoint/wasm/kernels-relaxed.wasm';
 export default {
   async fetch() {
     const notices = [];
@@ -193,6 +194,9 @@ export default {
       await A.init({ wasmModule, threads: 4 });
       out.four = { threads: A.memoryStats().threads };
       out.sum = Array.from(await A.tensor([1, 2, 3]).mul(A.tensor([4, 5, 6])).data());
+      await A.init({ wasmModule: relaxedModule });
+      const [v, g] = A.valueAndGrad((x) => x.square().sum())(A.tensor([1, -2, 3]));
+      out.relaxed = { threads: A.memoryStats().threads, value: await v.item(), grad: Array.from(await g.data()) };
     } catch (e) {
       out.error = String(e && e.stack || e);
     } finally {
@@ -433,6 +437,12 @@ describe("Cloudflare's workerd", () => {
         expect(p.notices).toHaveLength(1);
         expect(p.notices[0]).toMatch(/^warn: adjoint: this runtime has no Worker; running on one thread\.$/);
         expect(p.sum).toEqual([4, 10, 18]);
+        // the relaxed-SIMD build, as a package subpath too, runs there
+        expect(p.relaxed).toEqual({ threads: 1, value: 14, grad: [2, -4, 6] });
+        expect(probe.modules.map(([n, k]) => [n, k]).sort()).toEqual([
+          ['kernels-relaxed.wasm', 'wasm'],
+          ['kernels.wasm', 'wasm'],
+        ]);
         // workerd itself logged no errors (uncaught exceptions in the workers land on stderr)
         expect(stderr).not.toMatch(/uncaught|error/i);
       } catch (e) {
