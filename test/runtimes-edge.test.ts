@@ -13,7 +13,9 @@
  *   the same checkpoint, and a few fine-tuning steps make the loss fall. A second worker in the
  *   same process calls init() without wasmModule (a WasmUnavailableError, no import.meta.url
  *   there) and with threads it cannot have (one thread, a single notice, nothing else printed).
- *   workerd is stopped by its PID (SIGTERM, then SIGKILL) in a finally block.
+ *   workerd is stopped by its PID (SIGTERM, then SIGKILL) in a finally block;
+ * - the Deno Deploy recipe of docs/EDGE.md, as written, under `deno serve` on 127.0.0.1 port 0
+ *   (an import map points npm:adjoint at dist/: the tests run offline); its answer equals Node's.
  *
  * Time on this 2-core machine: ~3-5 s, most of it workerd starting and the esbuild bundle.
  */
@@ -458,5 +460,97 @@ describe("Cloudflare's workerd", () => {
       expect(child.signalCode ?? `exit code ${child.exitCode}`).toMatch(/^(SIGTERM|exit code 0)$/);
     },
     WORKERD_LIMIT_MS * 4 + 15_000,
+  );
+});
+
+describe('Deno Deploy recipe', () => {
+  it(
+    'runs the Deno recipe of docs/EDGE.md as written under `deno serve` on 127.0.0.1; inference equals Node',
+    async (ctx) => {
+      const deno = join(root, 'node_modules/.bin/deno');
+      if (!existsSync(deno))
+        return missing(ctx, SUITE, `no Deno binary at ${deno} (npm i: 'deno' is a devDependency)`);
+      const dir = mkdtempSync(join(tmpdir(), 'adjoint-deno-serve-'));
+      let child: ChildProcess | undefined;
+      let output = '';
+      try {
+        writeFileSync(join(dir, 'main.js'), recipe('deno/main.js'));
+        // offline: npm:adjoint is the built package of this repository
+        writeFileSync(
+          join(dir, 'import-map.json'),
+          JSON.stringify({ imports: { 'npm:adjoint': pathToFileURL(join(root, 'dist/index.js')).href } }),
+        );
+        const data = await fixture(dir);
+        child = track(
+          spawn(
+            deno,
+            [
+              'serve',
+              '--no-prompt',
+              '--no-remote',
+              `--allow-read=${root},${dir}`,
+              '--import-map=import-map.json',
+              '--host',
+              '127.0.0.1',
+              '--port',
+              '0',
+              'main.js',
+            ],
+            {
+              cwd: dir,
+              stdio: ['ignore', 'pipe', 'pipe'],
+              env: { ...process.env, DENO_NO_UPDATE_CHECK: '1', DENO_DIR: join(dir, '.deno'), NO_COLOR: '1' },
+            },
+          ),
+        );
+        const proc = child;
+        const port = await within(
+          new Promise<number>((resolve, reject) => {
+            const seen = (d: Buffer) => {
+              output += d;
+              const m = /Listening on http:\/\/127\.0\.0\.1:(\d+)\//.exec(output);
+              if (m) resolve(Number(m[1]));
+            };
+            proc.stdout?.on('data', seen);
+            proc.stderr?.on('data', seen);
+            proc.on('error', reject);
+            proc.on('exit', (code, signal) =>
+              reject(new Error(`deno serve exited (code ${code}, signal ${signal})`)),
+            );
+          }),
+          WORKERD_LIMIT_MS,
+          `deno serve (pid ${proc.pid}) listening`,
+        );
+        const res = await within(
+          fetch(`http://127.0.0.1:${port}/`, {
+            method: 'POST',
+            body: JSON.stringify({ inputs: data.inputs }),
+          }),
+          WORKERD_LIMIT_MS,
+          'POST to the Deno recipe',
+        );
+        const text = await res.text();
+        expect(res.status, text).toBe(200);
+        const out = JSON.parse(text) as { probabilities: number[][] };
+        expect(out.probabilities).toHaveLength(24);
+        out.probabilities.forEach((row, i) => {
+          expect(row).toHaveLength(3);
+          row.forEach((p, j) => {
+            expect(Math.abs(p - data.probabilities[i][j]), `probability [${i}][${j}] vs Node`).toBeLessThan(
+              1e-5,
+            );
+          });
+        });
+        expect(output).not.toMatch(/adjoint:|error|warning/i);
+      } catch (e) {
+        (e as Error).message += `\ndeno serve output: ${output.slice(-3000)}`;
+        throw e;
+      } finally {
+        await stopChild(child, 'SIGTERM');
+        rmSync(dir, { recursive: true, force: true });
+      }
+      expect(child.pid && alive(child.pid)).toBe(false);
+    },
+    WORKERD_LIMIT_MS * 3 + 15_000,
   );
 });
