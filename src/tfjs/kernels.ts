@@ -413,6 +413,20 @@ export const kernels: Record<string, KernelImpl> = {
       1.0507009873554805,
     ),
   ),
+  Tan: unaryF((x) => aj.div(aj.sin(x), aj.cos(x))),
+  Sinh: unaryF((x) => aj.mul(aj.sub(aj.exp(x), aj.exp(aj.neg(x))), 0.5)),
+  Cosh: unaryF((x) => aj.mul(aj.add(aj.exp(x), aj.exp(aj.neg(x))), 0.5)),
+  Asinh: unaryF((x) => aj.log(aj.add(x, aj.sqrt(aj.add(aj.square(x), 1))))),
+  Acosh: unaryF((x) => aj.log(aj.add(x, aj.sqrt(aj.sub(aj.square(x), 1))))),
+  Atanh: unaryF((x) => aj.mul(aj.sub(aj.log1p(x), aj.log1p(aj.neg(x))), 0.5)),
+  IsInf: (b, inputs) => {
+    const x = b.input(one(inputs, 'x')).cast('float32');
+    return b.output(aj.equal(aj.abs(x), Infinity), 'bool');
+  },
+  IsFinite: (b, inputs) => {
+    const x = b.input(one(inputs, 'x')).cast('float32');
+    return b.output(aj.less(aj.abs(x), Infinity), 'bool');
+  },
   LeakyRelu: (b, inputs, attrs) => {
     const x = b.input(one(inputs, 'x')).cast('float32');
     return b.output(aj.where(aj.greater(x, 0), x, aj.mul(x, attrs.alpha)), 'float32');
@@ -661,6 +675,56 @@ export const kernels: Record<string, KernelImpl> = {
       );
     const idx = b.input(ii).cast('int32');
     return keep(b, x, aj.gather(t, idx, axis));
+  },
+  UnsortedSegmentSum: (b, inputs, attrs) => {
+    // out[s] = sum of the rows whose id is s: oneHot(ids)ᵀ · rows (ids out of range add nothing).
+    const xi = one(inputs, 'x');
+    const t = b.input(xi);
+    const ids = b.input(one(inputs, 'segmentIds')).cast('int32');
+    const n = attrs.numSegments;
+    const k = ids.size;
+    const inner = t.shape.slice(ids.ndim);
+    const rows = aj.reshape(t.cast('float32'), [k, sizeOf(inner)]);
+    const oh = aj.oneHot(aj.reshape(ids, [k]), n);
+    const out = aj.reshape(aj.matmul(aj.transpose(oh), rows), [n, ...inner]);
+    const d = b.dtypeOf(xi) === 'float32' ? 'float32' : 'int32';
+    return b.output(d === 'int32' ? aj.round(out).cast('int32') : out, d);
+  },
+  MirrorPad: (b, inputs, attrs) => {
+    const x = one(inputs, 'x');
+    let t = b.input(x);
+    const off = attrs.mode === 'reflect' ? 1 : 0;
+    (attrs.paddings as [number, number][]).forEach(([lo, hi], a) => {
+      const n = t.shape[a];
+      const idx: number[] = [];
+      for (let i = lo; i > 0; i--) idx.push(i - 1 + off);
+      for (let i = 0; i < n; i++) idx.push(i);
+      for (let i = 0; i < hi; i++) idx.push(n - 1 - i - off);
+      t = aj.gather(t, aj.tensor(Int32Array.from(idx), { dtype: 'int32' }), a);
+    });
+    return keep(b, x, t);
+  },
+  Diag: (b, inputs) => {
+    const x = one(inputs, 'x');
+    const t = b.input(x);
+    const n = t.size;
+    const flat = aj.reshape(t, [n]);
+    const d = aj.mul(aj.reshape(flat, [n, 1]), aj.eye(n, t.dtype));
+    return keep(b, x, aj.reshape(d, [...t.shape, ...t.shape]));
+  },
+  BroadcastArgs: (b, inputs, _attrs, tf) => {
+    // Shapes are values here: read them (this runs what is pending).
+    const s0 = Array.from(b.readSync(one(inputs, 's0').dataId) as Int32Array);
+    const s1 = Array.from(b.readSync(one(inputs, 's1').dataId) as Int32Array);
+    const out = tf.backend_util.assertAndGetBroadcastShape(s0, s1);
+    return b.output(aj.tensor(Int32Array.from(out), { dtype: 'int32' }), 'int32');
+  },
+  LinSpace: (b, _inputs, attrs) => {
+    const { start, stop, num } = attrs;
+    const v = new Float32Array(num);
+    const step = num > 1 ? (stop - start) / (num - 1) : 0;
+    for (let i = 0; i < num; i++) v[i] = start + i * step;
+    return b.output(aj.tensor(v, { dtype: 'float32' }), 'float32');
   },
   OneHot: (b, inputs, attrs) => {
     const idx = b.input(one(inputs, 'indices')).cast('int32');

@@ -1,0 +1,42 @@
+/**
+ * TensorFlow.js's own test suite (tfjs-core's dist/tests.js) against the adjoint backend, under
+ * jasmine in a child process (test/tfjs/run-suite.mjs); the specs that run are those
+ * test/tfjs/suite-filter.mjs selects (every spec except those needing a kernel or dtype the
+ * backend does not provide, each listed with its reason). Uses the built dist/ (npm test builds).
+ */
+import { execFile } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { promisify } from 'node:util';
+import { describe, expect, it } from 'vitest';
+
+const TIMEOUT_MS = 300_000;
+
+describe('TensorFlow.js test suite on the adjoint backend', () => {
+  it(
+    'runs at least 2,500 of tfjs-core specs with 0 failures',
+    async () => {
+      expect(existsSync('dist/tfjs.js'), 'dist/tfjs.js is missing: run `npm run build` (npm test does)').toBe(
+        true,
+      );
+      let stdout = '';
+      try {
+        ({ stdout } = await promisify(execFile)(process.execPath, ['test/tfjs/run-suite.mjs'], {
+          encoding: 'utf8',
+          timeout: TIMEOUT_MS,
+          maxBuffer: 64 << 20,
+          env: { ...process.env, ADJOINT_THREADS: '1' },
+        }));
+      } catch (e) {
+        // A failing spec makes the runner exit 1: its report is in stdout.
+        stdout = (e as { stdout?: string }).stdout ?? String(e);
+      }
+      const m = stdout.match(/tfjs suite: (\d+) specs run, (\d+) failed, (\d+) skipped/);
+      expect(m, stdout.slice(-6000)).not.toBeNull();
+      const [run, failed] = [Number(m![1]), Number(m![2])];
+      console.log(m![0]);
+      expect(failed, stdout.slice(-6000)).toBe(0);
+      expect(run).toBeGreaterThanOrEqual(2500);
+    },
+    TIMEOUT_MS + 30_000,
+  );
+});
