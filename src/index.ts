@@ -13,6 +13,7 @@ export {
   WebGPUDeviceLostError,
   WebGPUExecutionError,
   WebGPULimitError,
+  WebGPUOutOfMemoryError,
   WebGPUUnavailableError,
   WebGPUUnsupportedError,
 } from './backends/webgpu/errors';

@@ -13,7 +13,12 @@ import vm from 'node:vm';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { create, globals } from 'webgpu';
 import { WebGPUBackend } from '../src/backends/webgpu/backend';
-import { WebGPUDeviceLostError, WebGPUUnavailableError } from '../src/backends/webgpu/errors';
+import {
+  WebGPUDeviceLostError,
+  WebGPUExecutionError,
+  WebGPUOutOfMemoryError,
+  WebGPUUnavailableError,
+} from '../src/backends/webgpu/errors';
 import { ConcretizationError } from '../src/errors';
 import {
   grad,
@@ -246,6 +251,59 @@ describe('failures', () => {
     const later = o.exp(onHostToo);
     expect((await later.data()).length).toBe(16);
     expect(later.device).not.toBe('webgpu');
+  });
+
+  it('out of GPU memory: a typed error for the run that hit it, earlier tensors intact, later work runs', async () => {
+    // Real exhaustion would take gigabytes on this shared machine: the device is wrapped so
+    // its out-of-memory error scope reports an error while `oom.armed` is set, as a driver does
+    // when an allocation of the run fails.
+    const real = await (await gpu.requestAdapter())!.requestDevice();
+    const oom = { armed: false, reported: 0 };
+    const scopes: GPUErrorFilter[] = [];
+    const device = new Proxy(real, {
+      get(target, key) {
+        if (key === 'pushErrorScope')
+          return (filter: GPUErrorFilter) => {
+            scopes.push(filter);
+            target.pushErrorScope(filter);
+          };
+        if (key === 'popErrorScope')
+          return async () => {
+            const filter = scopes.pop();
+            const err = await target.popErrorScope();
+            if (filter !== 'out-of-memory' || !oom.armed) return err;
+            oom.reported++;
+            return new GPUOutOfMemoryError('injected: allocation failed');
+          };
+        const v = Reflect.get(target, key);
+        return typeof v === 'function' ? v.bind(target) : v;
+      },
+    });
+    await init({ backend: 'webgpu', gpu: device, threads: 1 });
+    try {
+      const kept = o.mul(random.normal([16, 16], { seed: 21 }), 2);
+      const want = Float32Array.from(await kept.data());
+      expect(kept.device).toBe('webgpu');
+      oom.armed = true;
+      const failed = o.exp(kept);
+      const err = await failed.data().then(
+        () => null,
+        (e) => e,
+      );
+      oom.armed = false;
+      expect(oom.reported).toBeGreaterThan(0);
+      expect(err).toBeInstanceOf(WebGPUOutOfMemoryError);
+      expect(err).toBeInstanceOf(WebGPUExecutionError);
+      expect(err.message).toMatch(/out of GPU memory in a run .*dispose tensors/);
+      // the tensor made before is intact, and the same work runs once memory is there again
+      expect(Float32Array.from(await kept.data())).toEqual(want);
+      const again = await o.exp(kept).data();
+      expectClose(again, Float32Array.from(want, Math.exp), { rtol: 1e-5 });
+    } finally {
+      oom.armed = false;
+      await init({ backend: 'wasm', threads: 1 });
+      real.destroy();
+    }
   });
 
   it('a value larger than one binding stays on wasm (placement), earlier tensors intact', async () => {

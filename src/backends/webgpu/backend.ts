@@ -17,7 +17,12 @@ import { sizeOf } from '../../shape';
 import type { DType, HostArray, Storage } from '../../tensor';
 import type { Backend } from '../backend';
 import { type AcquiredDevice, type AdapterReport, acquireDevice, type DeviceHealth } from './device';
-import { WebGPUDeviceLostError, WebGPUExecutionError, WebGPULimitError } from './errors';
+import {
+  WebGPUDeviceLostError,
+  WebGPUExecutionError,
+  WebGPULimitError,
+  WebGPUOutOfMemoryError,
+} from './errors';
 import type { GpuKernelContext, GpuLimits, GpuTuning } from './kernel';
 import { gpuKernels } from './kernels';
 import { calibrateMatmul } from './matmul';
@@ -304,8 +309,16 @@ export class WebGPUBackend implements Backend {
       this.noteSubmitted(plan.work);
       this.counters.runs++;
       this.counters.dispatches += plan.dispatchCount;
-      const ready = Promise.all(pop()).then((errs) => {
-        const e = errs.find((x) => x);
+      // scopes pop in reverse: validation, out-of-memory, internal
+      const ready = Promise.all(pop()).then(([validation, oom, internal]) => {
+        if (oom) {
+          // what the pool holds unused goes back, so smaller work can still fit
+          this.pool.trim();
+          throw new WebGPUOutOfMemoryError(
+            `webgpu: out of GPU memory in a run (${this.pool.stats().liveBytes} bytes in use by adjoint): ${oom.message}; dispose tensors you no longer need or use smaller batches`,
+          );
+        }
+        const e = validation ?? internal;
         if (e) {
           this.evict(key, plan);
           throw new WebGPUExecutionError(`webgpu: the GPU rejected work of a run: ${e.message}`);

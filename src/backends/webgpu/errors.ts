@@ -29,3 +29,8 @@ export class WebGPUUnsupportedError extends AdjointError {
 export class WebGPUExecutionError extends AdjointError {
   override name = 'WebGPUExecutionError';
 }
+
+/** The GPU ran out of memory for a run's buffers; tensors made before it are intact. */
+export class WebGPUOutOfMemoryError extends WebGPUExecutionError {
+  override name = 'WebGPUOutOfMemoryError';
+}
