@@ -1,4 +1,4 @@
-import { copyFileSync, existsSync, mkdirSync, readdirSync, writeFileSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdirSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import path from 'node:path';
 import esbuild from 'rollup-plugin-esbuild';
@@ -58,18 +58,78 @@ const comlinkPaths = () => ({
 // comlink (a few kB) is bundled too, so dist/ loads in a browser without a bundler or import map.
 const external = [/^node:/, 'web-worker'];
 
+/**
+ * The package entries, built together so that they share chunks: adjoint/tfjs (when its
+ * sources exist) imports the same runtime instance as the root entry, never a copy of it.
+ */
+const input = { index: 'src/index.ts' };
+if (existsSync('src/tfjs/index.ts')) input.tfjs = 'src/tfjs/index.ts';
+
+/**
+ * Everything the root entry loads statically is one chunk, and with preserveEntrySignatures
+ * 'allow-extension' that chunk is dist/index.js itself: one file to fetch, no facade, and the
+ * other entries (dist/tfjs.js) import the same instance from it. Modules reached only through a
+ * dynamic import() stay in lazily loaded chunks: the WebGPU backend (src/runtime/gpu-lazy.ts) and
+ * comlink for the main thread (src/backends/wasm/scheduler/comlink.ts, loaded with the first
+ * worker). Those chunks import a few internals from dist/index.js, which it therefore exports
+ * under short minified names (absent from index.d.ts; not API).
+ */
+function runtimeChunk() {
+  let eager = null;
+  return (id, { getModuleInfo }) => {
+    if (!eager) {
+      eager = new Set();
+      const entry = getModuleInfo(path.resolve('src/index.ts'));
+      const todo = entry ? [entry.id] : [];
+      while (todo.length) {
+        const m = todo.pop();
+        if (eager.has(m)) continue;
+        eager.add(m);
+        for (const d of getModuleInfo(m)?.importedIds ?? []) todo.push(d);
+      }
+    }
+    return eager.has(id) ? 'runtime' : undefined;
+  };
+}
+
+/** Removes chunks of earlier builds (their names carry content hashes, so they pile up). */
+const pruneChunks = () => ({
+  name: 'prune-chunks',
+  writeBundle(_, bundle) {
+    for (const f of readdirSync('dist'))
+      if (/^chunk-.*\.js(\.map)?$/.test(f) && !(f in bundle)) rmSync(`dist/${f}`, { force: true });
+  },
+});
+
 export default [
   {
-    input: 'src/index.ts',
-    output: { file: 'dist/index.js', format: 'es', sourcemap: true },
+    input,
+    preserveEntrySignatures: 'allow-extension',
+    output: {
+      dir: 'dist',
+      format: 'es',
+      sourcemap: true,
+      entryFileNames: '[name].js',
+      // Chunks sit beside the entries, not in a subfolder: wasm-url.ts and worker-url.ts resolve
+      // against import.meta.url, so any chunk that might hold them must live in dist/ itself.
+      chunkFileNames: 'chunk-[name]-[hash].js',
+      manualChunks: runtimeChunk(),
+    },
     external,
-    plugins: [workerUrl(), comlinkPaths(), esbuild({ target: 'es2022' }), copyWasm(), typesEntry()],
+    plugins: [
+      workerUrl(),
+      comlinkPaths(),
+      esbuild({ target: 'es2022', minify: true }),
+      copyWasm(),
+      typesEntry(),
+      pruneChunks(),
+    ],
   },
   {
     // One self-contained script for browsers, Deno and Node: comlink is bundled in.
     input: 'workers/kernel-worker.js',
     output: { file: 'dist/kernel-worker.js', format: 'es', sourcemap: true },
     external: [/^node:/],
-    plugins: [comlinkPaths()],
+    plugins: [comlinkPaths(), esbuild({ target: 'es2022', minify: true })],
   },
 ];

@@ -105,7 +105,9 @@ describe('dist/', () => {
         ...code.matchAll(/\bimport\s*\(\s*["']([^"']+)["']\s*\)/g),
         ...code.matchAll(/\brequire\s*\(\s*["']([^"']+)["']\s*\)/g),
       ].map((m) => m[1]);
-      expect(specifiers.length, `${f}: the scan finds its imports`).toBeGreaterThan(0);
+      // the entries import their chunks, comlink or node: built-ins; a chunk may import nothing
+      if (f === 'index.js' || f === 'kernel-worker.js')
+        expect(specifiers.length, `${f}: the scan finds its imports`).toBeGreaterThan(0);
       for (const s of specifiers) expect(s, `${f} imports '${s}'`).toMatch(/^(\.\.?\/|node:)/);
     }
   });

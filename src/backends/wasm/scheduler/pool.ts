@@ -15,8 +15,7 @@
  * runJob throws a WorkerFault after the other threads' chunks are finished, and the pool
  * replaces the worker in the background.
  */
-import * as Comlink from 'comlink';
-import nodeEndpoint from 'comlink/dist/esm/node-adapter.mjs';
+import type * as Comlink from 'comlink';
 import { AdjointError } from '../../../errors';
 import { startNodeWorker } from '../../../platform/node';
 import { kernelWorkerUrl } from '../../../worker-url';
@@ -67,8 +66,38 @@ export type WorkerConstructor = new (
   options?: { type?: 'module'; name?: string },
 ) => Worker;
 
+type MainComlink = typeof import('./comlink');
+
+let comlink: Promise<MainComlink> | undefined;
+
+/** comlink, loaded once, when the first worker starts (a dynamic import: see comlink.ts). */
+function loadComlink(): Promise<MainComlink> {
+  comlink ??= import('./comlink');
+  return comlink;
+}
+
+/**
+ * Reports a worker's end to the callback onGone() installs; one that comes before (while comlink
+ * is still loading) is kept and delivered then.
+ */
+function goneReporter(): { report(why: string): void; onGone(cb: (why: string) => void): void } {
+  let gone: ((why: string) => void) | undefined;
+  let early: string | undefined;
+  return {
+    report(why) {
+      if (gone) gone(why);
+      else early ??= why;
+    },
+    onGone(cb) {
+      gone = cb;
+      if (early !== undefined) cb(early);
+    },
+  };
+}
+
 interface WorkerHandle {
-  endpoint: Comlink.Endpoint;
+  /** The worker as a comlink endpoint (Node's worker_threads need comlink's adapter). */
+  endpoint(c: MainComlink): Comlink.Endpoint;
   terminate(): Promise<void>;
   /** Called when the thread ends or fails without being asked to. */
   onGone(cb: (why: string) => void): void;
@@ -80,44 +109,40 @@ function startWorker(url: URL, ctor: WorkerConstructor | undefined): WorkerHandl
   const W = ctor ?? (typeof Worker === 'function' ? (Worker as unknown as WorkerConstructor) : undefined);
   if (W) {
     const w = new W(url, { type: 'module', name: 'adjoint-kernels' });
-    let gone: ((why: string) => void) | undefined;
+    const gone = goneReporter();
     let terminated = false;
     w.addEventListener('error', (e: Event) => {
-      if (!terminated) gone?.(`worker error: ${(e as ErrorEvent).message ?? 'unknown'}`);
+      if (!terminated) gone.report(`worker error: ${(e as ErrorEvent).message ?? 'unknown'}`);
     });
     return {
-      endpoint: w as unknown as Comlink.Endpoint,
+      endpoint: () => w as unknown as Comlink.Endpoint,
       async terminate() {
         terminated = true;
         w.terminate();
         // A terminated web worker stops at once; give its thread a turn to unwind.
         await new Promise((r) => setTimeout(r, 0));
       },
-      onGone(cb) {
-        gone = cb;
-      },
+      onGone: gone.onGone,
       unref() {},
     };
   }
   const h = startNodeWorker(url);
   if (!h) throw new Error('adjoint: no Worker constructor in this runtime');
   let terminated = false;
-  let gone: ((why: string) => void) | undefined;
+  const gone = goneReporter();
   h.onExit((code) => {
-    if (!terminated) gone?.(`the worker thread exited (code ${code})`);
+    if (!terminated) gone.report(`the worker thread exited (code ${code})`);
   });
   h.onError((e) => {
-    if (!terminated) gone?.(`worker error: ${e instanceof Error ? e.message : String(e)}`);
+    if (!terminated) gone.report(`worker error: ${e instanceof Error ? e.message : String(e)}`);
   });
   return {
-    endpoint: nodeEndpoint(h.worker),
+    endpoint: (c) => c.nodeEndpoint(h.worker),
     async terminate() {
       terminated = true;
       await h.terminate();
     },
-    onGone(cb) {
-      gone = cb;
-    },
+    onGone: gone.onGone,
     unref() {
       h.unref();
     },
@@ -224,7 +249,20 @@ export class WorkerPool {
       this.lastFailure = messageOf(e);
       return;
     }
-    const api = Comlink.wrap<WorkerApi>(h.endpoint);
+    let c: MainComlink;
+    try {
+      c = await loadComlink();
+    } catch (e) {
+      this.stats.spawnFailures++;
+      this.lastFailure = messageOf(e);
+      void h.terminate().catch(() => undefined);
+      return;
+    }
+    if (this.closed) {
+      void h.terminate().catch(() => undefined);
+      return;
+    }
+    const api = c.wrap<WorkerApi>(h.endpoint(c));
     const slot: Slot = { thread: t, h, api, serving: false, retired: false };
     this.slots[t] = slot;
     // A worker that fails before it is up (a script that does not load, say) is not replaced.
