@@ -3,7 +3,7 @@
 
 import { unaryRun, binaryRun, fillRun, whereRun } from './ops';
 import { binaryStrided, whereStrided, copyStrided } from './strided';
-import { reduceAxis, sumSquares as sumSq } from './reduce';
+import { reduceAxis } from './reduce';
 import { softmaxRows, softmaxBackwardRows, softmaxXentForward, softmaxXentBackward } from './softmax';
 import { gather as gatherImpl, scatterAdd as scatterAddImpl, oneHot as oneHotImpl } from './gather';
 import { matmul as matmulImpl, matmulScratchBytes as mmScratch, MR, NR, KC, MC, NC } from './matmul';
@@ -54,10 +54,6 @@ export function copy(src: usize, dst: usize, desc: usize): void {
 
 export function reduce(op: i32, x: usize, out: usize, outer: i32, len: i32, inner: i32): void {
   reduceAxis(op, x, out, outer, len, inner);
-}
-
-export function sumSquares(x: usize, n: i32): f64 {
-  return n > 0 ? sumSq(x, n) : 0;
 }
 
 export function softmax(x: usize, out: usize, rows: i32, cols: i32, logMode: i32): void {

@@ -1,7 +1,7 @@
 // Elementwise op codes, per-op SIMD definitions and the contiguous run loops
 // every elementwise kernel (plain, broadcast, fused) is built from.
 
-import { B_ADD, B_ADD_I32, B_DIV, B_EQUAL, B_EQUAL_I32, B_GREATER, B_GREATER_EQUAL, B_GREATER_EQUAL_I32, B_GREATER_I32, B_LESS, B_LESS_EQUAL, B_LESS_EQUAL_I32, B_LESS_I32, B_MAXIMUM, B_MAXIMUM_I32, B_MINIMUM, B_MINIMUM_I32, B_MUL, B_MUL_I32, B_NOT_EQUAL, B_NOT_EQUAL_I32, B_POW, B_SUB, B_SUB_I32, U_ABS, U_ABS_I32, U_CAST_F32_TO_I32, U_CAST_I32_TO_F32, U_CEIL, U_COPY, U_COS, U_ERF, U_EXP, U_FLOOR, U_LOG, U_LOG1P, U_NEG, U_NEG_I32, U_NOT_I32, U_RECIPROCAL, U_RELU, U_ROUND, U_RSQRT, U_SIGMOID, U_SIGN, U_SIN, U_SOFTPLUS, U_SQRT, U_SQUARE, U_TANH } from './opcodes';
+import { B_ADD, B_ADD_I32, B_DIV, B_EQUAL, B_EQUAL_I32, B_GREATER, B_GREATER_EQUAL, B_GREATER_EQUAL_I32, B_GREATER_I32, B_LESS, B_LESS_EQUAL, B_LESS_EQUAL_I32, B_LESS_I32, B_MAXIMUM, B_MAXIMUM_I32, B_MINIMUM, B_MINIMUM_I32, B_MUL, B_MUL_I32, B_NOT_EQUAL, B_NOT_EQUAL_I32, B_POW, B_SUB, B_SUB_I32, U_ABS, U_ABS_I32, U_CAST_F32_TO_I32, U_CAST_I32_TO_F32, U_CEIL, U_COPY, U_COS, U_ERF, U_EXP, U_FLOOR, U_LOG, U_LOG1P, U_NEG, U_NEG_I32, U_RECIPROCAL, U_RELU, U_ROUND, U_RSQRT, U_SIGMOID, U_SIGN, U_SIN, U_SOFTPLUS, U_SQRT, U_SQUARE, U_TANH } from './opcodes';
 import { verf, vexp, vlog, vlog1p, vsin, vcos, vtanh, vsigmoid, vsoftplus, vpow, vsel } from './math';
 
 
@@ -142,11 +142,6 @@ class UnaryFn {
 @final class F_U_ERF extends UnaryFn {
   @inline apply(x: v128): v128 {
     return verf(x);
-  }
-}
-@final class F_U_NOT_I32 extends UnaryFn {
-  @inline apply(x: v128): v128 {
-    return one(i32x4.eq(x, i32x4.splat(0)));
   }
 }
 
@@ -396,7 +391,6 @@ export function unaryRun(op: i32, x: usize, out: usize, n: i32): void {
     case U_FLOOR: unaryLoop<F_U_FLOOR>(x, out, n); return;
     case U_CEIL: unaryLoop<F_U_CEIL>(x, out, n); return;
     case U_ROUND: unaryLoop<F_U_ROUND>(x, out, n); return;
-    case U_NOT_I32: unaryLoop<F_U_NOT_I32>(x, out, n); return;
     case U_ERF: unaryLoop<F_U_ERF>(x, out, n); return;
   }
 }

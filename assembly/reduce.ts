@@ -1,7 +1,7 @@
 // Reductions over the middle axis of a [outer, len, inner] view (contiguous).
 // out has outer*inner elements.
 
-import { R_ARGMAX, R_ARGMIN, R_LOGSUMEXP, R_MAX, R_MAX_I32, R_MEAN, R_MIN, R_MIN_I32, R_PROD, R_SUM, R_SUM_I32, R_SUM_SQUARES } from './opcodes';
+import { R_ARGMAX, R_ARGMIN, R_MAX, R_MAX_I32, R_MIN, R_MIN_I32, R_PROD, R_SUM, R_SUM_I32 } from './opcodes';
 import { vexp, vlog, vsel } from './math';
 import { loadPart, storePart } from './ops';
 
@@ -23,14 +23,6 @@ class Red {
   }
 }
 @final class RSum extends Red {
-  @inline ident(): v128 {
-    return i32x4.splat(0);
-  }
-  @inline comb(acc: v128, x: v128): v128 {
-    return f32x4.add(acc, x);
-  }
-}
-@final class RMean extends Red {
   @inline ident(): v128 {
     return i32x4.splat(0);
   }
@@ -60,14 +52,6 @@ class Red {
   }
   @inline comb(acc: v128, x: v128): v128 {
     return f32x4.mul(acc, x);
-  }
-}
-@final class RSumSq extends Red {
-  @inline ident(): v128 {
-    return i32x4.splat(0);
-  }
-  @inline comb(acc: v128, x: v128): v128 {
-    return f32x4.add(acc, f32x4.mul(x, x));
   }
 }
 @final class RSumI32 extends Red {
@@ -191,7 +175,7 @@ const BLOCK: i32 = 1024;
 }
 
 /** Column reduce: width lanes (<=16) of columns starting at x, over len rows with row stride rs bytes. */
-@inline function colReduce<R extends Red>(op: i32, x: usize, len: i32, rs: usize, out: usize, width: i32, scale: f32): void {
+@inline function colReduce<R extends Red>(op: i32, x: usize, len: i32, rs: usize, out: usize, width: i32): void {
   const red = changetype<R>(0);
   let a0 = red.ident(), a1 = red.ident(), a2 = red.ident(), a3 = red.ident();
   let p = x;
@@ -214,13 +198,6 @@ const BLOCK: i32 = 1024;
       p += rs;
     }
   }
-  if (op == R_MEAN) {
-    const s = f32x4.splat(scale);
-    a0 = f32x4.mul(a0, s);
-    a1 = f32x4.mul(a1, s);
-    a2 = f32x4.mul(a2, s);
-    a3 = f32x4.mul(a3, s);
-  }
   if (width == 16) {
     v128.store(out, a0);
     v128.store(out, a1, 16);
@@ -237,16 +214,13 @@ const BLOCK: i32 = 1024;
 
 @inline function reduceSimple<R extends Red>(op: i32, x: usize, out: usize, outer: i32, len: i32, inner: i32): void {
   const red = changetype<R>(0);
-  const scale: f32 = len > 0 ? <f32>(1.0 / <f64>len) : NaN;
   if (inner == 1) {
     for (let o = 0; o < outer; o++) {
       const row = x + ((<usize>o * <usize>len) << 2);
       if (isInt(op)) {
         store<i32>(out + (<usize>o << 2), rowReduceI<R>(op, row, len));
       } else {
-        let r = rowReduceF<R>(op, row, len);
-        if (op == R_MEAN) r = r / <f64>len;
-        store<f32>(out + (<usize>o << 2), <f32>r);
+        store<f32>(out + (<usize>o << 2), <f32>rowReduceF<R>(op, row, len));
       }
     }
     return;
@@ -256,9 +230,9 @@ const BLOCK: i32 = 1024;
     const base = x + ((<usize>o * <usize>len * <usize>inner) << 2);
     const ob = out + ((<usize>o * <usize>inner) << 2);
     let c = 0;
-    for (; c + 16 <= inner; c += 16) colReduce<R>(op, base + (<usize>c << 2), len, rs, ob + (<usize>c << 2), 16, scale);
-    for (; c + 4 <= inner; c += 4) colReduce<R>(op, base + (<usize>c << 2), len, rs, ob + (<usize>c << 2), 4, scale);
-    if (c < inner) colReduce<R>(op, base + (<usize>c << 2), len, rs, ob + (<usize>c << 2), inner - c, scale);
+    for (; c + 16 <= inner; c += 16) colReduce<R>(op, base + (<usize>c << 2), len, rs, ob + (<usize>c << 2), 16);
+    for (; c + 4 <= inner; c += 4) colReduce<R>(op, base + (<usize>c << 2), len, rs, ob + (<usize>c << 2), 4);
+    if (c < inner) colReduce<R>(op, base + (<usize>c << 2), len, rs, ob + (<usize>c << 2), inner - c);
   }
 }
 
@@ -320,50 +294,6 @@ export function rowMaxSumExpStore(x: usize, n: i32, out: usize): void {
 
 @inline export function logf(x: f32): f32 {
   return f32x4.extract_lane(vlog(f32x4.splat(x)), 0);
-}
-
-export function rowLogSumExp(x: usize, n: i32): f32 {
-  rowMaxSumExp(x, n);
-  return rowShift + logf(rowSum);
-}
-
-@inline function colLse(x: usize, len: i32, rs: usize, out: usize, width: i32): void {
-  // width 4 (full vector) or 1..3 (partial)
-  let m = f32x4.splat(-Infinity);
-  let p = x;
-  for (let l = 0; l < len; l++) {
-    m = f32x4.max(m, width == 4 ? v128.load(p) : loadPart(p, width));
-    p += rs;
-  }
-  const ms = lseShift(m);
-  let s = f32x4.splat(0.0);
-  p = x;
-  for (let l = 0; l < len; l++) {
-    s = f32x4.add(s, vexp(f32x4.sub(width == 4 ? v128.load(p) : loadPart(p, width), ms)));
-    p += rs;
-  }
-  const r = f32x4.add(ms, vlog(s));
-  if (width == 4) v128.store(out, r);
-  else {
-    store<f32>(out, f32x4.extract_lane(r, 0));
-    if (width > 1) store<f32>(out, f32x4.extract_lane(r, 1), 4);
-    if (width > 2) store<f32>(out, f32x4.extract_lane(r, 2), 8);
-  }
-}
-
-function reduceLse(x: usize, out: usize, outer: i32, len: i32, inner: i32): void {
-  if (inner == 1) {
-    for (let o = 0; o < outer; o++) store<f32>(out + (<usize>o << 2), rowLogSumExp(x + ((<usize>o * <usize>len) << 2), len));
-    return;
-  }
-  const rs = <usize>inner << 2;
-  for (let o = 0; o < outer; o++) {
-    const base = x + ((<usize>o * <usize>len * <usize>inner) << 2);
-    const ob = out + ((<usize>o * <usize>inner) << 2);
-    let c = 0;
-    for (; c + 4 <= inner; c += 4) colLse(base + (<usize>c << 2), len, rs, ob + (<usize>c << 2), 4);
-    if (c < inner) colLse(base + (<usize>c << 2), len, rs, ob + (<usize>c << 2), inner - c);
-  }
 }
 
 // ---- argmax / argmin (first occurrence; nan counts as the extreme) -----------
@@ -455,21 +385,14 @@ export function reduceAxis(op: i32, x: usize, out: usize, outer: i32, len: i32, 
   if (outer <= 0 || inner <= 0) return;
   switch (op) {
     case R_SUM: reduceSimple<RSum>(R_SUM, x, out, outer, len, inner); return;
-    case R_MEAN: reduceSimple<RMean>(R_MEAN, x, out, outer, len, inner); return;
     case R_MAX: reduceSimple<RMax>(R_MAX, x, out, outer, len, inner); return;
     case R_MIN: reduceSimple<RMin>(R_MIN, x, out, outer, len, inner); return;
     case R_PROD: reduceSimple<RProd>(R_PROD, x, out, outer, len, inner); return;
-    case R_SUM_SQUARES: reduceSimple<RSumSq>(R_SUM_SQUARES, x, out, outer, len, inner); return;
     case R_SUM_I32: reduceSimple<RSumI32>(R_SUM_I32, x, out, outer, len, inner); return;
     case R_MAX_I32: reduceSimple<RMaxI32>(R_MAX_I32, x, out, outer, len, inner); return;
     case R_MIN_I32: reduceSimple<RMinI32>(R_MIN_I32, x, out, outer, len, inner); return;
-    case R_LOGSUMEXP: reduceLse(x, out, outer, len, inner); return;
     case R_ARGMAX: reduceArg(true, x, out, outer, len, inner); return;
     case R_ARGMIN: reduceArg(false, x, out, outer, len, inner); return;
   }
 }
 
-/** Sum of squares of n contiguous floats, accumulated in f64 across blocks. */
-export function sumSquares(x: usize, n: i32): f64 {
-  return rowReduceF<RSumSq>(R_SUM_SQUARES, x, n);
-}

@@ -257,8 +257,6 @@ describe.each(builds)('kernels ($name)', ({ relaxed }) => {
     expect(Array.from(getI(o, 5))).toEqual([5, 0, -7, 2147483647, -3]);
     k.unary(UnaryOp.absI32, p, o, x.length);
     expect(Array.from(getI(o, 5))).toEqual([5, 0, 7, 2147483647, 3]);
-    k.unary(UnaryOp.notI32, p, o, x.length);
-    expect(Array.from(getI(o, 5))).toEqual([0, 1, 0, 0, 0]);
     k.unary(UnaryOp.castI32ToF32, p, o, x.length);
     expect(Array.from(getF(o, 5))).toEqual([-5, 0, 7, f32(-2147483647), 3]);
     const fx = put([1.7, -2.7, 1e10, NaN]);
@@ -454,11 +452,8 @@ describe.each(builds)('kernels ($name)', ({ relaxed }) => {
         });
       const refs: [keyof typeof ReduceOp, (v: number[]) => number, number][] = [
         ['sum', (v) => v.reduce((a, b) => a + b, 0), 1e-5],
-        ['mean', (v) => v.reduce((a, b) => a + b, 0) / v.length, 1e-5],
         ['max', (v) => Math.max(...v), 0],
         ['min', (v) => Math.min(...v), 0],
-        ['sumSquares', (v) => v.reduce((a, b) => a + b * b, 0), 1e-5],
-        ['logsumexp', (v) => (v.length ? Math.log(v.reduce((a, b) => a + Math.exp(b), 0)) : -Infinity), 2e-6],
       ];
       if (len > 0) {
         refs.push(['prod', (v) => v.slice(0, 20).reduce((a, b) => a * b, 1), 1e-5]);
@@ -483,7 +478,7 @@ describe.each(builds)('kernels ($name)', ({ relaxed }) => {
     }
   });
 
-  it('argmax ties/nan, logsumexp of large and infinite values, int32 reductions', () => {
+  it('argmax ties/nan, int32 reductions', () => {
     const p = put([1, 5, 5, 2, 3, NaN, 9, NaN, -Infinity, -Infinity, -Infinity]);
     const o = k.alloc(16);
     k.reduce(ReduceOp.argmax, p, o, 1, 4, 1);
@@ -492,15 +487,6 @@ describe.each(builds)('kernels ($name)', ({ relaxed }) => {
     expect(getI(o, 1)[0]).toBe(1);
     k.reduce(ReduceOp.argmax, p + 32, o, 1, 3, 1);
     expect(getI(o, 1)[0]).toBe(0);
-    const big = put([1000, 1000, -1000, 1e4, -Infinity, -Infinity, Infinity, 1]);
-    k.reduce(ReduceOp.logsumexp, big, o, 1, 4, 1);
-    expectClose(getF(o, 1)[0], 1e4, { rtol: 0, atol: 5e-4 });
-    k.reduce(ReduceOp.logsumexp, big, o, 1, 2, 1);
-    expectClose(getF(o, 1)[0], 1000 + Math.LN2, { rtol: 0, atol: 5e-4 });
-    k.reduce(ReduceOp.logsumexp, big + 16, o, 1, 2, 1);
-    expect(getF(o, 1)[0]).toBe(-Infinity);
-    k.reduce(ReduceOp.logsumexp, big + 24, o, 1, 2, 1);
-    expect(getF(o, 1)[0]).toBe(Infinity);
     const ints = put(new Int32Array([3, -4, 10, 7, 1, 1]));
     k.reduce(ReduceOp.sumI32, ints, o, 2, 3, 1);
     expect(Array.from(getI(o, 2))).toEqual([9, 9]);
@@ -508,14 +494,6 @@ describe.each(builds)('kernels ($name)', ({ relaxed }) => {
     expect(Array.from(getI(o, 3))).toEqual([7, 1, 10]);
     k.reduce(ReduceOp.minI32, ints, o, 1, 6, 1);
     expect(getI(o, 1)[0]).toBe(-4);
-    const x = randArray(rng(7), 5000);
-    const px = put(x);
-    expectClose(
-      k.sumSquares(px, 5000),
-      x.reduce((a, b) => a + b * b, 0),
-      { rtol: 0, atol: 5e-2 },
-    );
-    expect(k.sumSquares(px, 0)).toBe(0);
   });
 
   it('softmax / logSoftmax forward and backward, stable for large logits', () => {

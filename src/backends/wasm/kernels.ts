@@ -18,7 +18,6 @@
  *                                        output strides = dst (transpose, slice, broadcastTo, concat)
  *   reduce(op, x, out, outer, len, inner)  reduce the middle axis of [outer,len,inner] -> [outer,inner]
  *                                        Ops: ReduceOp (argmax/argmin and *_I32 write int32)
- *   sumSquares(x, n) -> f64              Σ x², f32x4 partials combined in f64 per 1024-block
  *   softmax(x, out, rows, cols, log)     row softmax (log=0) or logSoftmax (log=1); out may alias x
  *   softmaxBackward(y, dy, dx, rows, cols, log)
  *                                        softmax: dx = y*(dy - Σ dy*y); log: dx = dy - exp(y)*Σ dy
@@ -122,7 +121,6 @@ export interface KernelExports {
   whereBroadcast(c: number, a: number, b: number, out: number, desc: number): void;
   copy(src: number, dst: number, desc: number): void;
   reduce(op: number, x: number, out: number, outer: number, len: number, inner: number): void;
-  sumSquares(x: number, n: number): number;
   softmax(x: number, out: number, rows: number, cols: number, logMode: number): void;
   softmaxBackward(y: number, dy: number, dx: number, rows: number, cols: number, logMode: number): void;
   softmaxXent(logits: number, labels: number, loss: number, probs: number, rows: number, cols: number): void;
@@ -415,10 +413,6 @@ export class Kernels {
   // ---- reductions ----
   reduce(op: ReduceOpCode, x: number, out: number, outer: number, len: number, inner: number): void {
     this.exports.reduce(op, x, out, outer, len, inner);
-  }
-
-  sumSquares(x: number, n: number): number {
-    return this.exports.sumSquares(x, n);
   }
 
   // ---- softmax family ----
