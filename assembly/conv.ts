@@ -30,6 +30,7 @@
 
 import { micro, packA, packB, MR, NR, KC, MC, NC, tick, roundUp, matmulScratchBytes } from './matmul';
 import { fma4 } from './math';
+import { C_CONV2D, C_CONV2D_BACKPROP_FILTER, C_CONV2D_BACKPROP_INPUT } from './opcodes';
 
 export const CONV_DESC_WORDS: i32 = 20;
 
@@ -88,8 +89,8 @@ function readDesc(desc: usize): void {
 
 /** Rows of the result (the work units a split hands out). */
 function rows(): i32 {
-  if (mode == 0) return N * OH * OW;
-  if (mode == 1) return N * H * W;
+  if (mode == C_CONV2D) return N * OH * OW;
+  if (mode == C_CONV2D_BACKPROP_INPUT) return N * H * W;
   return KH * KW * CING;
 }
 
@@ -99,18 +100,18 @@ function rows(): i32 {
 
 /** GEMM depth and columns per group. */
 @inline function depth(): i32 {
-  if (mode == 0) return KH * KW * CING;
-  if (mode == 1) return KH * KW * COUTG;
+  if (mode == C_CONV2D) return KH * KW * CING;
+  if (mode == C_CONV2D_BACKPROP_INPUT) return KH * KW * COUTG;
   return N * OH * OW;
 }
 
 @inline function cols(): i32 {
-  return mode == 1 ? CING : COUTG;
+  return mode == C_CONV2D_BACKPROP_INPUT ? CING : COUTG;
 }
 
 /** Mode 1 through a GEMM and col2im (not depthwise): splits by images. */
 @inline function scatters(): bool {
-  return mode == 1 && !depthwise();
+  return mode == C_CONV2D_BACKPROP_INPUT && !depthwise();
 }
 
 /**
@@ -118,7 +119,7 @@ function rows(): i32 {
  * of NR output channels instead, so two threads still share it evenly.
  */
 @inline function byColumns(): bool {
-  return mode == 2 && !depthwise() && rows() < 4 * MR && COUTG > NR;
+  return mode == C_CONV2D_BACKPROP_FILTER && !depthwise() && rows() < 4 * MR && COUTG > NR;
 }
 
 @inline function colPanels(): i32 {
@@ -171,8 +172,8 @@ export function conv(desc: usize, u0: i32, u1: i32, scratch: usize): void {
   u1 = min(u1, units());
   if (u1 <= u0) return;
   if (depthwise()) {
-    if (mode == 0) depthwiseForward(u0, u1);
-    else if (mode == 1) depthwiseInput(u0, u1);
+    if (mode == C_CONV2D) depthwiseForward(u0, u1);
+    else if (mode == C_CONV2D_BACKPROP_INPUT) depthwiseInput(u0, u1);
     else depthwiseFilter(u0, u1);
     return;
   }
@@ -187,7 +188,7 @@ export function conv(desc: usize, u0: i32, u1: i32, scratch: usize): void {
   const M = rows();
   const nc = cols();
   const K = depth();
-  const ldc = mode == 1 ? Cin : Cout;
+  const ldc = mode == C_CONV2D_BACKPROP_INPUT ? Cin : Cout;
   if (nc == 0) return;
   if (byColumns()) {
     // units are (group, panel of NR columns); a range covers runs of panels within groups
@@ -299,12 +300,12 @@ function gemm(g: i32, M: i32, m0: i32, m1: i32, Ncols: i32, j0: i32, j1: i32, K:
     for (let pc = 0; pc < K; pc += KC) {
       const kc = min(KC, K - pc);
       const acc = pc > 0;
-      if (mode == 1) packFilterT(g, pc, kc, jc, nc, packedB);
+      if (mode == C_CONV2D_BACKPROP_INPUT) packFilterT(g, pc, kc, jc, nc, packedB);
       else packB(pw + (<usize>(g * COUTG) << 2), Cout, false, pc, kc, jc, nc, packedB);
       for (let ic = m0; ic < m1; ic += MC) {
         const mc = min(MC, m1 - ic);
         tick();
-        if (mode == 2) packPatchesT(g, ic, mc, pc, kc, packedA, params);
+        if (mode == C_CONV2D_BACKPROP_FILTER) packPatchesT(g, ic, mc, pc, kc, packedA, params);
         else packPatches(g, ic, mc, pc, kc, packedA, params);
         for (let jr = 0; jr < nc; jr += NR) {
           const nr = min(NR, nc - jr);
@@ -343,7 +344,7 @@ function gemm(g: i32, M: i32, m0: i32, m1: i32, Ncols: i32, j0: i32, j1: i32, K:
  * Mode 1 with strides reads only the taps that land on a dy position (the others are zeros).
  */
 function packPatches(g: i32, i0: i32, mc: i32, k0: i32, kc: i32, dst: usize, table: usize): void {
-  const fwd = mode == 0;
+  const fwd = mode == C_CONV2D;
   const chans = fwd ? CING : COUTG;
   const srcC = fwd ? Cin : Cout;
   const src = px + (<usize>(g * chans) << 2);

@@ -18,6 +18,7 @@
 // [9] OW [10] KH [11] KW [12] sh [13] sw [14] pt [15] pl
 
 import { vsel } from './math';
+import { P_AVG_POOL2D, P_AVG_POOL2D_GRAD, P_MAX_POOL2D, P_MAX_POOL2D_GATHER, P_MAX_POOL2D_GRAD } from './opcodes';
 
 export const POOL_DESC_WORDS: i32 = 16;
 
@@ -28,7 +29,7 @@ export const POOL_DESC_WORDS: i32 = 16;
 /** Work units of a pooling descriptor. */
 export function poolUnits(desc: usize): i32 {
   const mode = word(desc, 0);
-  return mode == 2 || mode == 4 ? word(desc, 4) : word(desc, 4) * word(desc, 8);
+  return mode == P_MAX_POOL2D_GRAD || mode == P_AVG_POOL2D_GRAD ? word(desc, 4) : word(desc, 4) * word(desc, 8);
 }
 
 export function pool(desc: usize, u0: i32, u1: i32): void {
@@ -51,7 +52,7 @@ export function pool(desc: usize, u0: i32, u1: i32): void {
   u0 = max(u0, 0);
   u1 = min(u1, poolUnits(desc));
   if (u1 <= u0 || C == 0) return;
-  const scatter = mode == 2 || mode == 4;
+  const scatter = mode == P_MAX_POOL2D_GRAD || mode == P_AVG_POOL2D_GRAD;
   // Windows that tile the image exactly: each dx element belongs to one window, so the
   // gradients write it once (no zeroing pass, no read-modify-write).
   const tiles = scatter && SH == KH && SW == KW && PT == 0 && PL == 0 && OH * SH == H && OW * SW == W;
@@ -71,11 +72,11 @@ export function pool(desc: usize, u0: i32, u1: i32): void {
         const yo = <usize>((n * OH + oh) * OW + ow) * cb;
         const first = (img + <usize>(h0 * W + w0)) * cb;
         let c = 0;
-        if (mode == 3 || mode == 4) {
+        if (mode == P_AVG_POOL2D || mode == P_AVG_POOL2D_GRAD) {
           const count = <f32>((h1 - h0) * (w1 - w0));
           for (; c + 4 <= C; c += 4) {
             const co = <usize>c << 2;
-            if (mode == 3) {
+            if (mode == P_AVG_POOL2D) {
               let s = f32x4.splat(0);
               for (let h = h0; h < h1; h++)
                 for (let w = w0; w < w1; w++)
@@ -92,7 +93,7 @@ export function pool(desc: usize, u0: i32, u1: i32): void {
           }
           for (; c < C; c++) {
             const co = <usize>c << 2;
-            if (mode == 3) {
+            if (mode == P_AVG_POOL2D) {
               let s: f32 = 0;
               for (let h = h0; h < h1; h++)
                 for (let w = w0; w < w1; w++) s += load<f32>(px + (img + <usize>(h * W + w)) * cb + co);
@@ -121,7 +122,7 @@ export function pool(desc: usize, u0: i32, u1: i32): void {
               bv = vsel(v, bv, take);
               bo = vsel(i32x4.splat(<i32>off), bo, take);
             }
-          if (mode == 0) v128.store(pout + yo + co, bv);
+          if (mode == P_MAX_POOL2D) v128.store(pout + yo + co, bv);
           else if (tiles) {
             // every position of the window: ct where it is the argmax, else 0
             const ct = v128.load(pg + yo + co);
@@ -130,7 +131,7 @@ export function pool(desc: usize, u0: i32, u1: i32): void {
                 const off = (img + <usize>(h * W + w)) * cb + co;
                 v128.store(pout + off, v128.and(ct, i32x4.eq(bo, i32x4.splat(<i32>off))));
               }
-          } else if (mode == 1) {
+          } else if (mode == P_MAX_POOL2D_GATHER) {
             // lane l's argmax is byte offset bo[l] of channel c (+ 4·l bytes)
             store<f32>(pout + yo + co, load<f32>(pg + <usize>i32x4.extract_lane(bo, 0)));
             store<f32>(pout + yo + co, load<f32>(pg + <usize>i32x4.extract_lane(bo, 1), 4), 4);
@@ -161,7 +162,7 @@ export function pool(desc: usize, u0: i32, u1: i32): void {
                 bo = off;
               }
             }
-          if (mode == 0) store<f32>(pout + yo + co, bv);
+          if (mode == P_MAX_POOL2D) store<f32>(pout + yo + co, bv);
           else if (tiles) {
             const ct = load<f32>(pg + yo + co);
             for (let h = h0; h < h1; h++)
@@ -169,7 +170,7 @@ export function pool(desc: usize, u0: i32, u1: i32): void {
                 const off = (img + <usize>(h * W + w)) * cb + co;
                 store<f32>(pout + off, off == bo ? ct : 0);
               }
-          } else if (mode == 1) store<f32>(pout + yo + co, load<f32>(pg + bo));
+          } else if (mode == P_MAX_POOL2D_GATHER) store<f32>(pout + yo + co, load<f32>(pg + bo));
           else {
             const d = pout + bo;
             store<f32>(d, load<f32>(d) + load<f32>(pg + yo + co));

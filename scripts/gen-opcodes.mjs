@@ -1,5 +1,5 @@
 #!/usr/bin/env node
-// Writes the kernel op codes and task kinds, from their one definition (src/backends/opcodes.json),
+// Writes the kernel op codes, task kinds and convolution / pooling modes, from their one definition (src/backends/opcodes.json),
 // as AssemblyScript constants (assembly/opcodes.ts) and TypeScript objects (src/backends/opcodes.ts).
 // Run by the wasm build; the outputs are generated files (not committed).
 import { readFileSync, writeFileSync } from 'node:fs';
@@ -15,16 +15,26 @@ for (const [group, prefix, first] of [
   ['binary', 'B', 0],
   ['reduce', 'R', 0],
   ['task', 'T', 1],
+  ['convMode', 'C', 0],
+  ['poolMode', 'P', 0],
 ]) {
   const names = table[group];
   as.push('');
   for (const [i, n] of names.entries()) as.push(`export const ${prefix}_${snake(n)}: i32 = ${i + first};`);
   as.push(`export const ${prefix}_COUNT: i32 = ${names.length + first};`);
-  const obj = { unary: 'UnaryOp', binary: 'BinaryOp', reduce: 'ReduceOp', task: 'TaskKind' }[group];
+  const obj = {
+    unary: 'UnaryOp',
+    binary: 'BinaryOp',
+    reduce: 'ReduceOp',
+    task: 'TaskKind',
+    convMode: 'ConvMode',
+    poolMode: 'PoolMode',
+  }[group];
   ts.push('', `export const ${obj} = {`);
   for (const [i, n] of names.entries()) ts.push(`  ${n}: ${i + first},`);
   ts.push('} as const;');
-  if (group !== 'task') ts.push(`export type ${obj}Code = (typeof ${obj})[keyof typeof ${obj}];`);
+  if (!['task', 'convMode', 'poolMode'].includes(group))
+    ts.push(`export type ${obj}Code = (typeof ${obj})[keyof typeof ${obj}];`);
 }
 const ints = table.binaryWritesInt32.map((n) => {
   const i = table.binary.indexOf(n);

@@ -6,7 +6,7 @@
  */
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
-import { BinaryOp, ReduceOp, TaskKind, UnaryOp } from '../src/backends/opcodes';
+import { BinaryOp, ConvMode, PoolMode, ReduceOp, TaskKind, UnaryOp } from '../src/backends/opcodes';
 import { binaryCode, unaryCode, wasmKernels } from '../src/backends/wasm/ops';
 import { gpuKernels } from '../src/backends/webgpu/kernels';
 import { GNode } from '../src/graph/graph';
@@ -22,6 +22,8 @@ describe('the op-code table', () => {
     expect({ ...BinaryOp }).toEqual(codes(table.binary));
     expect({ ...ReduceOp }).toEqual(codes(table.reduce));
     expect({ ...TaskKind }).toEqual(codes(table.task, 1));
+    expect({ ...ConvMode }).toEqual(codes(table.convMode));
+    expect({ ...PoolMode }).toEqual(codes(table.poolMode));
   });
 
   it('the generated AssemblyScript matches its definition', () => {
@@ -31,6 +33,10 @@ describe('the op-code table', () => {
       expect(as).toContain(`export const U_${snake(n)}: i32 = ${i};`);
     for (const [i, n] of (table.task as string[]).entries())
       expect(as).toContain(`export const T_${snake(n)}: i32 = ${i + 1};`);
+    for (const [i, n] of (table.convMode as string[]).entries())
+      expect(as).toContain(`export const C_${snake(n)}: i32 = ${i};`);
+    for (const [i, n] of (table.poolMode as string[]).entries())
+      expect(as).toContain(`export const P_${snake(n)}: i32 = ${i};`);
   });
 });
 

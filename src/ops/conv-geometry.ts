@@ -319,28 +319,6 @@ export function poolAttrs(a: PoolAttrs): Attrs {
 }
 
 /** Geometry of a node of one of the conv primitives, from its operands' shapes and attrs. */
-/** The mode word each backend's kernels take for the op (assembly/conv.ts and pool.ts, the WGSL in webgpu/conv.ts). */
-export const CONV_MODE: Readonly<Record<string, number>> = {
-  conv2d: 0,
-  conv2dBackpropInput: 1,
-  conv2dBackpropFilter: 2,
-};
-export const POOL_MODE: Readonly<Record<string, number>> = {
-  maxPool2d: 0,
-  maxPool2dGather: 1,
-  maxPool2dGrad: 2,
-  avgPool2d: 3,
-  avgPool2dGrad: 4,
-};
-
-/** A backend's builder table for the convolution and pooling ops. */
-export function convBuilders<B>(conv: B, pool: B): Record<string, B> {
-  return Object.fromEntries([
-    ...Object.keys(CONV_MODE).map((op) => [op, conv]),
-    ...Object.keys(POOL_MODE).map((op) => [op, pool]),
-  ]);
-}
-
 /** The geometry words both backends' kernels read, in this order: N H W Cin OH OW Cout KH KW sh sw dh dw pt pl. */
 export function convGeoWords(g: ConvGeo): number[] {
   return [g.N, g.H, g.W, g.Cin, g.OH, g.OW, g.Cout, g.KH, g.KW, g.sh, g.sw, g.dh, g.dw, g.pt, g.pl];

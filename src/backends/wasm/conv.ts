@@ -6,15 +6,10 @@
  * images (the pooling gradients), so results are the same bits for any thread count.
  */
 import type { GNode } from '../../graph/graph';
-import {
-  CONV_MODE,
-  convBuilders,
-  convGeoOf,
-  convGeoWords,
-  POOL_MODE,
-  poolGeometry,
-} from '../../ops/conv-geometry';
+import { convGeoOf, convGeoWords, poolGeometry } from '../../ops/conv-geometry';
 import { sizeOf } from '../../shape';
+import { convBuilders, convMode, poolMode } from '../conv-modes';
+import { PoolMode } from '../opcodes';
 import type { KernelBuilder, ParSpec, PtrTable, StepContext, StepFn, TaskArg } from './ops';
 import { TaskKind } from './scheduler/control';
 
@@ -48,7 +43,7 @@ function descriptorStep(
 }
 
 const conv: KernelBuilder = (n: GNode, ctx: StepContext) => {
-  const mode = CONV_MODE[n.op];
+  const mode = convMode(n.op);
   const g = convGeoOf(n.op, n.inputs, n.shape, n.attrs);
   if (sizeOf(n.shape) === 0) return nothing;
   const words = [mode, 0, 0, 0, ...convGeoWords(g), g.groups];
@@ -74,8 +69,8 @@ const conv: KernelBuilder = (n: GNode, ctx: StepContext) => {
 };
 
 const pool: KernelBuilder = (n: GNode, ctx: StepContext) => {
-  const mode = POOL_MODE[n.op];
-  const xShape = mode === 4 ? n.shape : n.inputs[0].shape;
+  const mode = poolMode(n.op);
+  const xShape = mode === PoolMode.avgPool2dGrad ? n.shape : n.inputs[0].shape;
   const g = poolGeometry(n.op, xShape, n.attrs);
   if (sizeOf(n.shape) === 0) return nothing;
   const words = [mode, 0, 0, 0, g.N, g.H, g.W, g.C, g.OH, g.OW, g.KH, g.KW, g.sh, g.sw, g.pt, g.pl];

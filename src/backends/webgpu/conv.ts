@@ -14,15 +14,10 @@
  *   order, the order the wasm kernels scatter in.
  */
 import type { GNode } from '../../graph/graph';
-import {
-  CONV_MODE,
-  convBuilders,
-  convGeoOf,
-  convGeoWords,
-  POOL_MODE,
-  poolGeometry,
-} from '../../ops/conv-geometry';
+import { convGeoOf, convGeoWords, poolGeometry } from '../../ops/conv-geometry';
 import { sizeOf } from '../../shape';
+import { convBuilders, convMode, poolMode } from '../conv-modes';
+import { ConvMode, PoolMode } from '../opcodes';
 import { type GpuDispatch, type GpuKernelBuilder, grid } from './kernel';
 import { fillWords, fits } from './matmul';
 
@@ -54,7 +49,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
   let OH = i32(u.OH);
   let OW = i32(u.OW);
   var acc = 0.0;
-  if (u.mode == 0u) {
+  if (u.mode == ${ConvMode.conv2d}u) {
     // y[n, oh, ow, co]: A = x, B = w
     let co = o % u.Cout;
     let p = o / u.Cout;
@@ -74,7 +69,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
         for (var ci = 0u; ci < u.cinG; ci++) { acc += A[xb + ci] * B[wb + ci * u.Cout]; }
       }
     }
-  } else if (u.mode == 1u) {
+  } else if (u.mode == ${ConvMode.conv2dBackpropInput}u) {
     // dx[n, h, w, ci]: A = dy, B = w
     let ci = o % u.Cin;
     let p = o / u.Cin;
@@ -164,7 +159,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
   if (o >= u.total) { return; }
   let c = o % u.C;
   let p = o / u.C;
-  if (u.mode == 2u || u.mode == 4u) {
+  if (u.mode == ${PoolMode.maxPool2dGrad}u || u.mode == ${PoolMode.avgPool2dGrad}u) {
     // dx[n, h, w, c] from the windows holding (h, w): A = x, B = ct
     let w = i32(p % u.W);
     let q = p / u.W;
@@ -178,7 +173,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
     for (var oh = oh0; oh <= oh1; oh++) {
       for (var ow = ow0; ow <= ow1; ow++) {
         let g = B[((n * u.OH + u32(oh)) * u.OW + u32(ow)) * u.C + c];
-        if (u.mode == 4u) { acc += g / count(oh, ow); }
+        if (u.mode == ${PoolMode.avgPool2dGrad}u) { acc += g / count(oh, ow); }
         else if (argmax(n, oh, ow, c) == o) { acc += g; }
       }
     }
@@ -190,7 +185,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
   let q = p / u.OW;
   let oh = i32(q % u.OH);
   let n = q / u.OH;
-  if (u.mode == 3u) {
+  if (u.mode == ${PoolMode.avgPool2d}u) {
     let h0 = max(oh * u.sh - u.pt, 0);
     let h1 = min(oh * u.sh - u.pt + u.KH, i32(u.H));
     let w0 = max(ow * u.sw - u.pl, 0);
@@ -203,7 +198,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
     return;
   }
   let a = argmax(n, oh, ow, c);
-  if (u.mode == 0u) { Y[o] = A[a]; } else { Y[o] = B[a]; }
+  if (u.mode == ${PoolMode.maxPool2d}u) { Y[o] = A[a]; } else { Y[o] = B[a]; }
 }
 `;
 
@@ -233,13 +228,13 @@ function direct(
 const conv: GpuKernelBuilder = (n, ctx) => {
   const g = convGeoOf(n.op, n.inputs, n.shape, n.attrs);
   const total = sizeOf(n.shape);
-  const u = new Uint32Array([CONV_MODE[n.op], total, ...convGeoWords(g), g.cinG, g.coutG, 0]);
+  const u = new Uint32Array([convMode(n.op), total, ...convGeoWords(g), g.cinG, g.coutG, 0]);
   return direct(n, ctx, CONV_WGSL, u);
 };
 
 const pool: GpuKernelBuilder = (n, ctx) => {
-  const mode = POOL_MODE[n.op];
-  const g = poolGeometry(n.op, mode === 4 ? n.shape : n.inputs[0].shape, n.attrs);
+  const mode = poolMode(n.op);
+  const g = poolGeometry(n.op, mode === PoolMode.avgPool2dGrad ? n.shape : n.inputs[0].shape, n.attrs);
   const u = new Uint32Array([
     mode,
     sizeOf(n.shape),
