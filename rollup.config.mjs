@@ -119,7 +119,7 @@ export default [
     plugins: [
       workerUrl(),
       comlinkPaths(),
-      esbuild({ target: 'es2022', minify: true }),
+      esbuild({ target: 'es2022', minify: true, legalComments: 'eof' }),
       copyWasm(),
       typesEntry(),
       pruneChunks(),
@@ -130,6 +130,6 @@ export default [
     input: 'workers/kernel-worker.js',
     output: { file: 'dist/kernel-worker.js', format: 'es', sourcemap: true },
     external: [/^node:/],
-    plugins: [comlinkPaths(), esbuild({ target: 'es2022', minify: true })],
+    plugins: [comlinkPaths(), esbuild({ target: 'es2022', minify: true, legalComments: 'eof' })],
   },
 ];

@@ -17,13 +17,13 @@
  */
 import type * as Comlink from 'comlink';
 import { AdjointError } from '../../../errors';
-import { startNodeWorker } from '../../../platform/node';
 import { kernelWorkerUrl } from '../../../worker-url';
 import type { Kernels } from '../kernels';
 import type { PtrTable } from '../ops';
 import { COMMAND, CTL, KILL_EXIT, KILL_THROW, STATE } from './control';
 import type { SharedKernels } from './module';
 import type { Job } from './partition';
+import type { WorkerHandle } from './worker-start';
 
 /** A worker failed while it computed; the tensors that existed before are intact. */
 export class WorkerError extends AdjointError {
@@ -66,87 +66,14 @@ export type WorkerConstructor = new (
   options?: { type?: 'module'; name?: string },
 ) => Worker;
 
-type MainComlink = typeof import('./comlink');
+type Starter = typeof import('./worker-start');
 
-let comlink: Promise<MainComlink> | undefined;
+let starter: Promise<Starter> | undefined;
 
-/** comlink, loaded once, when the first worker starts (a dynamic import: see comlink.ts). */
-function loadComlink(): Promise<MainComlink> {
-  comlink ??= import('./comlink');
-  return comlink;
-}
-
-/**
- * Reports a worker's end to the callback onGone() installs; one that comes before (while comlink
- * is still loading) is kept and delivered then.
- */
-function goneReporter(): { report(why: string): void; onGone(cb: (why: string) => void): void } {
-  let gone: ((why: string) => void) | undefined;
-  let early: string | undefined;
-  return {
-    report(why) {
-      if (gone) gone(why);
-      else early ??= why;
-    },
-    onGone(cb) {
-      gone = cb;
-      if (early !== undefined) cb(early);
-    },
-  };
-}
-
-interface WorkerHandle {
-  /** The worker as a comlink endpoint (Node's worker_threads need comlink's adapter). */
-  endpoint(c: MainComlink): Comlink.Endpoint;
-  terminate(): Promise<void>;
-  /** Called when the thread ends or fails without being asked to. */
-  onGone(cb: (why: string) => void): void;
-  /** Node: keep the worker from holding the process open (after comlink has attached). */
-  unref(): void;
-}
-
-function startWorker(url: URL, ctor: WorkerConstructor | undefined): WorkerHandle {
-  const W = ctor ?? (typeof Worker === 'function' ? (Worker as unknown as WorkerConstructor) : undefined);
-  if (W) {
-    const w = new W(url, { type: 'module', name: 'adjoint-kernels' });
-    const gone = goneReporter();
-    let terminated = false;
-    w.addEventListener('error', (e: Event) => {
-      if (!terminated) gone.report(`worker error: ${(e as ErrorEvent).message ?? 'unknown'}`);
-    });
-    return {
-      endpoint: () => w as unknown as Comlink.Endpoint,
-      async terminate() {
-        terminated = true;
-        w.terminate();
-        // A terminated web worker stops at once; give its thread a turn to unwind.
-        await new Promise((r) => setTimeout(r, 0));
-      },
-      onGone: gone.onGone,
-      unref() {},
-    };
-  }
-  const h = startNodeWorker(url);
-  if (!h) throw new Error('adjoint: no Worker constructor in this runtime');
-  let terminated = false;
-  const gone = goneReporter();
-  h.onExit((code) => {
-    if (!terminated) gone.report(`the worker thread exited (code ${code})`);
-  });
-  h.onError((e) => {
-    if (!terminated) gone.report(`worker error: ${e instanceof Error ? e.message : String(e)}`);
-  });
-  return {
-    endpoint: (c) => c.nodeEndpoint(h.worker),
-    async terminate() {
-      terminated = true;
-      await h.terminate();
-    },
-    onGone: gone.onGone,
-    unref() {
-      h.unref();
-    },
-  };
+/** worker-start.ts (and comlink with it), loaded once, when the first worker starts. */
+function loadStarter(): Promise<Starter> {
+  starter ??= import('./worker-start');
+  return starter;
 }
 
 interface Slot {
@@ -242,27 +169,17 @@ export class WorkerPool {
 
   private async spawn(t: number): Promise<void> {
     let h: WorkerHandle;
+    let api: Comlink.Remote<WorkerApi>;
     try {
-      h = startWorker(this.url, this.ctor);
+      const start = await loadStarter();
+      if (this.closed) return;
+      h = start.startWorker(this.url, this.ctor);
+      api = start.wrap<WorkerApi>(h.endpoint);
     } catch (e) {
       this.stats.spawnFailures++;
       this.lastFailure = messageOf(e);
       return;
     }
-    let c: MainComlink;
-    try {
-      c = await loadComlink();
-    } catch (e) {
-      this.stats.spawnFailures++;
-      this.lastFailure = messageOf(e);
-      void h.terminate().catch(() => undefined);
-      return;
-    }
-    if (this.closed) {
-      void h.terminate().catch(() => undefined);
-      return;
-    }
-    const api = c.wrap<WorkerApi>(h.endpoint(c));
     const slot: Slot = { thread: t, h, api, serving: false, retired: false };
     this.slots[t] = slot;
     // A worker that fails before it is up (a script that does not load, say) is not replaced.
