@@ -110,7 +110,8 @@ export function makeBackendClass(tf: TF) {
       }
       this.holders.delete(t);
       this.pending.delete(t);
-      if (this.recorded === 0) t.dispose();
+      // Only a pending tensor TF.js still holds may read t later (dead lazy ones are never run).
+      if (this.pending.size === 0) t.dispose();
       else this.released.push(t);
     }
 

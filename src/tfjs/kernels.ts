@@ -266,6 +266,24 @@ function stridedSlice(b: AdjointBackend, x: Info, attrs: Attrs, tf: TF): Info {
 
 // ------------------------------------------------------------------ helpers for movement kernels
 
+/**
+ * x[begin : begin + size]. The offset along the first axis is given as gather indices (data)
+ * rather than a slice attribute: model.fit cuts its batches with Slice at a new offset every
+ * step, and an attribute would make every step's graph a new structure to compile.
+ */
+function sliceOf(t: Tensor, begin: number[], size: number[]): Tensor {
+  let r = t;
+  let b = begin;
+  if (t.ndim > 0 && begin[0] !== 0) {
+    const idx = new Int32Array(size[0]);
+    for (let i = 0; i < idx.length; i++) idx[i] = begin[0] + i;
+    r = aj.gather(t, aj.tensor(idx, { dtype: 'int32' }), 0);
+    b = [0, ...begin.slice(1)];
+  }
+  if (b.every((v) => v === 0) && size.every((n, i) => n === r.shape[i])) return r;
+  return aj.slice(r, b, size);
+}
+
 function tile(t: Tensor, reps: number[]): Tensor {
   const mid: number[] = [];
   const big: number[] = [];
@@ -578,7 +596,7 @@ export const kernels: Record<string, KernelImpl> = {
       attrs.size,
     );
     if (sizeOf(size) === 0) return keep(b, x, aj.zeros(size, t.dtype));
-    return keep(b, x, aj.slice(t, begin, size));
+    return keep(b, x, sliceOf(t, begin, size));
   },
   StridedSlice: (b, inputs, attrs, tf) => stridedSlice(b, one(inputs, 'x'), attrs, tf),
   Concat: (b, inputs, attrs, tf) => {
