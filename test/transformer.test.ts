@@ -10,10 +10,12 @@ import {
   optim,
   random,
   ShapeError,
+  stack,
   type Tensor,
   tensor,
   ValueError,
   valueAndGrad,
+  vmap,
 } from '../src/index';
 import { centralDifference, expectClose, randomTensor, rng, values, withFloat64 } from './helpers';
 
@@ -159,6 +161,52 @@ describe('random keys', () => {
     expect(Math.min(...u)).toBeGreaterThanOrEqual(-3);
     expect(Math.max(...u)).toBeLessThan(-1);
     expectClose(u.reduce((a, x) => a + x, 0) / u.length, -2, { rtol: 0, atol: 0.05 });
+  });
+
+  it('the streams are pinned: these numbers were drawn before draws became graph ops', () => {
+    const k = random.key(7);
+    const [a, b] = random.split(k);
+    expect(vals(a)).toEqual([-1866539477, -277718939]);
+    expect(vals(b)).toEqual([-945046043, -403207352]);
+    expect(vals(random.normal([5], { key: k, mean: 1, std: 2 }))).toEqual([
+      0.49564361572265625, -0.9378964304924011, 3.3970541954040527, 3.0951130390167236, -0.051159489899873734,
+    ]);
+    expect(vals(random.uniform([3], { key: b, low: -1, high: 3 }))).toEqual([
+      2.4767398834228516, 2.825801134109497, 2.7894864082336426,
+    ]);
+    expect(vals(nn.dropout(tensor([1, 2, 3, 4, 5, 6]), 0.5, { key: a }))).toEqual([2, 0, 0, 8, 0, 0]);
+  });
+
+  it('keys are traced by jit: a new key is a new argument, not a new plan', () => {
+    let traces = 0;
+    const draw = jit((key: Tensor, x: Tensor) => {
+      traces++;
+      const [k1, k2] = random.split(key);
+      return nn.dropout(x, 0.25, { key: k1 }).add(random.normal([4], { key: k2 }));
+    });
+    const x = tensor([1, 2, 3, 4]);
+    for (const seed of [3, 4, 5]) {
+      const key = random.key(seed);
+      const [k1, k2] = random.split(key);
+      const want = vals(nn.dropout(x, 0.25, { key: k1 }).add(random.normal([4], { key: k2 })));
+      expect(vals(draw(key, x) as Tensor)).toEqual(want);
+    }
+    expect(traces).toBe(1);
+  });
+
+  it('vmap over keys draws a stream per key, as a loop does', () => {
+    const keys = random.split(random.key(11), 3);
+    const f = (key: Tensor) => {
+      const [k1, k2] = random.split(key, 2);
+      return random.uniform([2, 3], { key: k1 }).add(random.normal([3], { key: k2 }));
+    };
+    const batched = vmap(f)(stack(keys)) as Tensor;
+    expect(batched.shape).toEqual([3, 2, 3]);
+    expect(vals(batched)).toEqual(keys.flatMap((k) => vals(f(k))));
+    // batch axis 1 of the keys, output axis 1
+    const byCols = vmap(f, 1, 1)(stack(keys, 1)) as Tensor;
+    expect(byCols.shape).toEqual([2, 3, 3]);
+    expect(vals(byCols)).toEqual(vals(stack(keys.map(f), 1)));
   });
 
   it('the { seed } form still works; something that is not a key is a ValueError naming the op', () => {

@@ -14,6 +14,7 @@ import * as o from '../src/ops/api';
 import { customVjp } from '../src/ops/custom';
 import { allOps, apply, getOp } from '../src/ops/registry';
 import { sgd } from '../src/optim/optimizers';
+import * as random from '../src/random';
 import { jit } from '../src/runtime/jit';
 import type { Tensor } from '../src/tensor';
 import { checkpoint } from '../src/transforms/checkpoint';
@@ -195,6 +196,18 @@ describe('vmap equals a loop over the batch, for every op', () => {
           return o.add(o.add(o.cast(o.cast(o.mul(w, 3), 'int32'), 'float32'), o.expandDims(am, -1)), lt);
         },
       })),
+    },
+    {
+      name: 'keyed random draws and splits with batched keys',
+      cases: fc
+        .tuple(fc.array(fc.integer({ min: 1, max: 3 }), { minLength: 0, maxLength: 2 }), fc.boolean())
+        .map(([s, normal]) => ({
+          inputs: [{ shape: [2], max: 1 << 30 }],
+          f: (key: Tensor) => {
+            const [, k] = random.split(key, 2);
+            return normal ? random.normal(s, { key: k, std: 2 }) : random.uniform(s, { key: k, low: -1 });
+          },
+        })),
     },
     {
       name: 'matmul with batch dims on both sides and transposes',

@@ -183,6 +183,19 @@ describe('transforms with the GPU forced', () => {
     });
   });
 
+  it('keyed random numbers (traced by jit) are the same bits with the GPU forced as on wasm', async () => {
+    // products only (no sums a GPU compiler could contract into fused multiply-adds); a host input
+    // (jit on wasm cannot read a GPU-resident argument back synchronously)
+    const x = random.normal([7, 5], { seed: 15 });
+    const draw = jit((key: Tensor, x: Tensor) => {
+      const [k1, k2] = random.split(key);
+      return [nn.dropout(x, 0.3, { key: k1 }), random.normal([7, 5], { key: k2, std: 3 })];
+    });
+    const r = await both(() => draw(random.key(12), x) as Tensor[]);
+    expect(r.gpu.map((a) => Array.from(a))).toEqual(r.wasm.map((a) => Array.from(a)));
+    expect(r.wasm[0].filter((v) => v === 0).length).toBeGreaterThan(0);
+  });
+
   it('jit of a gradient step, and a 1,000-step jitted training loop keeps GPU memory flat', async () => {
     await init({ backend: 'webgpu', gpu, threads: 1 });
     let params = nn.mlp.init([8, 16, 1], { seed: 7 });

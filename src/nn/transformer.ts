@@ -13,6 +13,7 @@ import {
   div,
   expandDims,
   gather,
+  greaterEqual,
   matmul,
   mean,
   mul,
@@ -55,12 +56,9 @@ export function dropout(x: Tensor, rate: number, opts: { key: Key }): Tensor {
   if (opts === undefined || opts === null || !('key' in opts))
     throw new ValueError('nn.dropout: a PRNG key is required ({ key: random.key(seed) })');
   const t = asTensor(x);
-  const u = uniform(t.shape, { key: opts.key }).dataSync();
+  const u = uniform(t.shape, { key: opts.key });
   if (rate === 0) return t;
-  const scale = 1 / (1 - rate);
-  const m = new Float32Array(u.length);
-  for (let i = 0; i < u.length; i++) m[i] = u[i] >= rate ? scale : 0;
-  return mul(t, fromHost(m, t.shape, 'float32'));
+  return mul(t, mul(cast(greaterEqual(u, rate), 'float32'), 1 / (1 - rate)));
 }
 
 // ---------------------------------------------------------------- layer normalization

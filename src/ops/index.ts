@@ -5,6 +5,7 @@ import './defs/reduce';
 import './defs/shape';
 import './defs/linalg';
 import './defs/conv';
+import './defs/random';
 import './custom';
 
 export * from './api';

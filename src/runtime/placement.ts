@@ -101,7 +101,8 @@ function transferNs(n: GNode, to: Device, p: GpuProfile): number {
 export interface PlaceOptions {
   /**
    * For programs that must run synchronously (jit): a value placed on the GPU never comes back
-   * within the run, so its consumers go to the GPU too (reads back happen only when asked for).
+   * within the run, so its consumers go to the GPU too, and what feeds a node the GPU cannot run
+   * stays off it (reads back happen only when asked for).
    */
   readonly noReadback?: boolean;
 }
@@ -113,8 +114,20 @@ export function place(g: Graph, opts: PlaceOptions = {}): Placed {
   if (!gpu) return { graph: g, device: g.nodes.map((n) => (isLeaf(n) ? null : primary.device)) };
   const chosen = new Map<GNode, Device>();
   const outputs = new Set(g.outputs);
+  // Without readbacks, whatever a node the GPU cannot run consumes is computed off the GPU too.
+  const offGpu = new Set<GNode>();
+  if (opts.noReadback)
+    for (let i = g.nodes.length - 1; i >= 0; i--) {
+      const n = g.nodes[i];
+      if (!isLeaf(n) && (offGpu.has(n) || !(gpu.supports?.(n) ?? true)))
+        for (const x of n.inputs) offGpu.add(x);
+    }
   for (const n of g.nodes) {
     if (isLeaf(n) || n.op === 'fill') continue;
+    if (offGpu.has(n)) {
+      chosen.set(n, primary.device);
+      continue;
+    }
     const pinned = opts.noReadback && n.inputs.some((x) => chosen.get(x) === gpu.device);
     const supported = gpu.supports?.(n) ?? true;
     chosen.set(n, pinned && supported ? gpu.device : choose(n, primary, gpu, chosen, outputs.has(n)));

@@ -543,6 +543,9 @@ export const wasmKernels: Record<string, KernelBuilder> = {
   argmin: argExtremum,
   // no kernel: cumsum runs the registry's reference on the host (a declared fallback)
   cumsum: () => null,
+  // keyed random draws and splits run their reference on the host on every device (ops/defs/random.ts)
+  randomDraw: () => null,
+  randomSplit: () => null,
   transpose,
   broadcastTo,
   slice,

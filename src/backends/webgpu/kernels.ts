@@ -23,4 +23,7 @@ export const gpuKernels: Readonly<Record<string, GpuKernelBuilder>> = {
   ...gatherKernels,
   // convolution and pooling, direct (conv.ts)
   ...convKernels,
+  // keyed random numbers are declined: every device runs their host reference (ops/defs/random.ts)
+  randomDraw: () => null,
+  randomSplit: () => null,
 };
