@@ -19,7 +19,10 @@ export async function gpuBackend(
   try {
     backend = await backendFor(source, req.mode);
   } catch (e) {
-    if (req.mode === 'auto' && e instanceof WebGPUUnavailableError) return null;
+    if (req.mode === 'auto' && e instanceof WebGPUUnavailableError) {
+      gpuState.noAdapter.add(source);
+      return null;
+    }
     throw e;
   }
   // A software adapter loses to wasm on everything: under 'auto' it takes nothing, unless a

@@ -26,6 +26,8 @@ export async function gpuBackend(
         "with gpu = create([]) from the npm package 'webgpu'",
     );
   }
+  // 'auto' asks a GPU source for an adapter once: a browser logs every request that finds none
+  if (req.mode === 'auto' && gpuState.noAdapter.has(source)) return null;
   // The rest is loaded on first use (src/runtime/gpu-lazy.ts, a chunk of its own in dist/), so
   // pages and runtimes without a GPU do not download or parse the WebGPU backend.
   return (await import('./gpu-lazy')).gpuBackend(req, source);
@@ -36,8 +38,13 @@ export async function gpuBackend(
  * (no new device, no new calibration), and values computed on it stay readable across inits.
  * shutdown() releases it.
  */
-export const gpuState: { current: { source: GPU | GPUDevice; backend: WebGPUBackend } | null } = {
+export const gpuState: {
+  current: { source: GPU | GPUDevice; backend: WebGPUBackend } | null;
+  /** GPU sources where 'auto' found no adapter: not asked again in this process. */
+  noAdapter: WeakSet<GPU | GPUDevice>;
+} = {
   current: null,
+  noAdapter: new WeakSet(),
 };
 
 /** Releases the GPU device (shutdown()): values that lived only there can no longer be read. */
