@@ -49,6 +49,8 @@ interface ChecksResult {
   details?: Record<string, unknown>;
   crossOriginIsolated?: boolean;
   seconds?: number;
+  /** Workers started with the global Worker constructor (checks-cli.mjs counts them). */
+  webWorkers?: number;
 }
 
 beforeAll(() => {
@@ -130,6 +132,8 @@ describe('cross-runtime checks', () => {
         expect(r.runtime).toMatch(/^deno /);
         expectPassed(r);
         expectThreads(r);
+        // Deno's workers are Web Workers: 1 + 2 started by the 2- and 3-thread runs
+        expect(r.webWorkers).toBe(3);
       } finally {
         rmSync(home, { recursive: true, force: true });
       }
@@ -138,7 +142,7 @@ describe('cross-runtime checks', () => {
   );
 
   it(
-    'Bun: value and gradient, jitted Adam, safetensors, 1, 2 and 3 threads (workers) identical',
+    'Bun: value and gradient, jitted Adam, safetensors, 1, 2 and 3 threads (worker_threads) identical',
     async (ctx) => {
       const bun = join(root, 'node_modules/.bin/bun');
       if (!existsSync(bun))
@@ -154,6 +158,8 @@ describe('cross-runtime checks', () => {
         expect(r.runtime).toMatch(/^bun /);
         expectPassed(r);
         expectThreads(r);
+        // the workers are worker_threads: none came from the global (Web) Worker
+        expect(r.webWorkers).toBe(0);
       } finally {
         rmSync(home, { recursive: true, force: true });
       }

@@ -110,6 +110,18 @@ export interface NodeWorkerHandle {
 }
 
 /**
+ * Whether kernel workers should be worker_threads even though a Web Worker constructor exists:
+ * under Bun, whose worker_threads (like Node's) can be unreferenced, so an unfinished pool never
+ * holds the process open.
+ */
+export function preferNodeWorkers(): boolean {
+  return (
+    typeof (globalThis as { Bun?: unknown }).Bun !== 'undefined' &&
+    nodeProcess()?.getBuiltinModule !== undefined
+  );
+}
+
+/**
  * Starts `url` (an ES module) on a worker_threads Worker that does not keep the process alive.
  * Returns undefined outside Node.
  */

@@ -15,8 +15,20 @@ const args = g.Deno ? g.Deno.args : g.process.argv.slice(2);
 const target = args[0]
   ? new URL(args[0], `file://${g.Deno ? g.Deno.cwd() : g.process.cwd()}/`)
   : new URL('../../dist/index.js', import.meta.url);
+// Which worker API the pool uses: under Bun it must be worker_threads, not the global Worker.
+let webWorkers = 0;
+if (typeof g.Worker === 'function') {
+  const W = g.Worker;
+  g.Worker = class extends W {
+    constructor(...a) {
+      super(...a);
+      webWorkers++;
+    }
+  };
+}
 const A = await import(target.href);
 const result = await runtimeChecks(A, { threads: [1, 2, 3] });
+result.webWorkers = webWorkers;
 console.log(`RUNTIME-CHECKS ${JSON.stringify(result)}`);
 const code = result.failures.length === 0 ? 0 : 1;
 if (g.Deno) g.Deno.exit(code);

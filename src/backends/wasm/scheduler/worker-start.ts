@@ -1,12 +1,12 @@
 /**
  * Starting a kernel worker: the Web Worker (browsers, Deno; the `web-worker` package under Node)
- * or worker_threads, and comlink on this side of it. The pool (pool.ts) imports this module
+ * or worker_threads (Node, Bun), and comlink on this side of it. The pool (pool.ts) imports this module
  * dynamically when it starts its first worker, so a run on one thread (edge runtimes, pages that
  * are not cross-origin isolated) never loads it or comlink; in dist/ it is a chunk of its own.
  */
 import type * as Comlink from 'comlink';
 import nodeEndpoint from 'comlink/dist/esm/node-adapter.mjs';
-import { startNodeWorker } from '../../../platform/node';
+import { preferNodeWorkers, startNodeWorker } from '../../../platform/node';
 import type { WorkerConstructor } from './pool';
 
 export { wrap } from 'comlink';
@@ -21,7 +21,11 @@ export interface WorkerHandle {
 }
 
 export function startWorker(url: URL, ctor: WorkerConstructor | undefined): WorkerHandle {
-  const W = ctor ?? (typeof Worker === 'function' ? (Worker as unknown as WorkerConstructor) : undefined);
+  const W =
+    ctor ??
+    (typeof Worker === 'function' && !preferNodeWorkers()
+      ? (Worker as unknown as WorkerConstructor)
+      : undefined);
   if (W) {
     const w = new W(url, { type: 'module', name: 'adjoint-kernels' });
     let gone: ((why: string) => void) | undefined;
