@@ -92,12 +92,18 @@ function runtimeChunk() {
   };
 }
 
-/** Removes chunks of earlier builds (their names carry content hashes, so they pile up). */
-const pruneChunks = () => ({
+/**
+ * Removes chunks of earlier builds (their names carry content hashes, so they pile up): once the
+ * last of the builds below that carry it has written, any dist/chunk-* file none of them wrote.
+ */
+const written = new Set();
+const pruneChunks = ({ last }) => ({
   name: 'prune-chunks',
   writeBundle(_, bundle) {
+    for (const f of Object.keys(bundle)) written.add(f);
+    if (!last) return;
     for (const f of readdirSync('dist'))
-      if (/^chunk-.*\.js(\.map)?$/.test(f) && !(f in bundle)) rmSync(`dist/${f}`, { force: true });
+      if (/^chunk-.*\.js(\.map)?$/.test(f) && !written.has(f)) rmSync(`dist/${f}`, { force: true });
   },
 });
 
@@ -122,14 +128,25 @@ export default [
       esbuild({ target: 'es2022', minify: true, legalComments: 'eof' }),
       copyWasm(),
       typesEntry(),
-      pruneChunks(),
+      pruneChunks({ last: false }),
     ],
   },
   {
-    // One self-contained script for browsers, Deno and Node: comlink is bundled in.
-    input: 'workers/kernel-worker.js',
-    output: { file: 'dist/kernel-worker.js', format: 'es', sourcemap: true },
+    // One script for browsers, Deno and Node, comlink bundled in; comlink's worker_threads adapter
+    // is a chunk beside it that only Node's workers import.
+    input: { 'kernel-worker': 'workers/kernel-worker.js' },
+    output: {
+      dir: 'dist',
+      format: 'es',
+      sourcemap: true,
+      entryFileNames: '[name].js',
+      chunkFileNames: 'chunk-[name]-[hash].js',
+    },
     external: [/^node:/],
-    plugins: [comlinkPaths(), esbuild({ target: 'es2022', minify: true, legalComments: 'eof' })],
+    plugins: [
+      comlinkPaths(),
+      esbuild({ target: 'es2022', minify: true, legalComments: 'eof' }),
+      pruneChunks({ last: true }),
+    ],
   },
 ];

@@ -9,7 +9,6 @@
  * into dist/kernel-worker.js.
  */
 import * as Comlink from 'comlink/dist/esm/comlink.mjs';
-import nodeEndpoint from 'comlink/dist/esm/node-adapter.mjs';
 import { COMMAND, CTL, KILL_EXIT, KILL_THROW, STATE } from './protocol.js';
 
 /** @type {{ runTask(rec: number, u0: number, u1: number, scratch: number): number; setProgress(addr: number): void; isRelaxed(): number } | null} */
@@ -150,6 +149,8 @@ if (isNode) {
   const wt = G.process.getBuiltinModule
     ? G.process.getBuiltinModule('node:worker_threads')
     : await import('node:worker_threads');
+  // comlink's adapter for worker_threads, imported here only: browsers and Deno never load it
+  const { default: nodeEndpoint } = await import('comlink/dist/esm/node-adapter.mjs');
   Comlink.expose(api, nodeEndpoint(wt.parentPort));
 } else {
   Comlink.expose(api);
