@@ -69,10 +69,10 @@ if (existsSync('src/tfjs/index.ts')) input.tfjs = 'src/tfjs/index.ts';
  * Everything the root entry loads statically is one chunk, and with preserveEntrySignatures
  * 'allow-extension' that chunk is dist/index.js itself: one file to fetch, no facade, and the
  * other entries (dist/tfjs.js) import the same instance from it. Modules reached only through a
- * dynamic import() stay in lazily loaded chunks: the WebGPU backend (src/runtime/gpu-lazy.ts) and
- * comlink for the main thread (src/backends/wasm/scheduler/comlink.ts, loaded with the first
- * worker). Those chunks import a few internals from dist/index.js, which it therefore exports
- * under short minified names (absent from index.d.ts; not API).
+ * dynamic import() stay in lazily loaded chunks: the WebGPU backend (src/runtime/gpu-lazy.ts,
+ * when a GPU is found) and the worker pool with comlink (src/backends/wasm/scheduler/pool.ts,
+ * when threads > 1). Those chunks import a few internals from dist/index.js, which it therefore
+ * exports under short minified names (absent from index.d.ts; not API).
  */
 function runtimeChunk() {
   let eager = null;

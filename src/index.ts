@@ -8,7 +8,7 @@ import './runtime/realize';
 import './runtime/init';
 
 export { OutOfMemoryError } from './backends/wasm/backend';
-export { WorkerError } from './backends/wasm/scheduler/pool';
+export { WorkerError } from './backends/wasm/scheduler/errors';
 export {
   WebGPUDeviceLostError,
   WebGPUExecutionError,

@@ -5,9 +5,9 @@
  * file gzipped on its own (node:zlib gzipSync, level 9), as a server sends them.
  *
  * Not counted: chunks the package loads by dynamic import() only when they are needed — the
- * WebGPU backend (src/runtime/gpu-lazy.ts, when a GPU is found), the worker start-up with
- * comlink (src/backends/wasm/scheduler/worker-start.ts, when threads > 1), comlink's
- * worker_threads adapter (imported by the worker under Node only) — and the adjoint/tfjs entry.
+ * WebGPU backend (src/runtime/gpu-lazy.ts, when a GPU is found), the worker pool with comlink
+ * (src/backends/wasm/scheduler/pool.ts, when threads > 1), comlink's worker_threads adapter
+ * (imported by the worker under Node only) — and the adjoint/tfjs entry.
  * They are listed in the output, and the test checks that the first two are lazy: no static
  * import reaches them.
  *
@@ -76,7 +76,7 @@ describe('size budget', () => {
     }
   });
 
-  it('the WebGPU backend and the worker start-up are chunks loaded by import() only', () => {
+  it('the WebGPU backend and the worker pool are chunks loaded by import() only', () => {
     const files = readdirSync(dist).filter((f) => f.endsWith('.js'));
     const eager = new Set(staticClosure('index.js'));
     const lazy = new Set(
@@ -85,10 +85,10 @@ describe('size budget', () => {
       ),
     );
     const gpu = [...lazy].filter((f) => /^chunk-gpu-lazy-/.test(f));
-    const start = [...lazy].filter((f) => /^chunk-worker-start-/.test(f));
+    const pool = [...lazy].filter((f) => /^chunk-pool-/.test(f));
     expect(gpu, 'a lazily imported WebGPU chunk').toHaveLength(1);
-    expect(start, 'a lazily imported worker start-up chunk').toHaveLength(1);
-    for (const f of [...gpu, ...start]) {
+    expect(pool, 'a lazily imported worker pool chunk').toHaveLength(1);
+    for (const f of [...gpu, ...pool]) {
       expect(existsSync(path.join(dist, f)), `${f} exists`).toBe(true);
       expect(eager.has(f), `${f} is not loaded eagerly`).toBe(false);
     }

@@ -7,7 +7,7 @@ import {
   type SharedKernels,
   sharedMemorySupported,
 } from '../backends/wasm/scheduler/module';
-import { WorkerPool } from '../backends/wasm/scheduler/pool';
+import type { WorkerPool } from '../backends/wasm/scheduler/pool';
 import { AdjointError, ValueError, WasmUnavailableError } from '../errors';
 import { enableRelaxedSimd, envVar, isNode, nodeParallelism } from '../platform/node';
 import { devices, setDevices } from './devices';
@@ -131,10 +131,21 @@ function prepare(): void {
   resetFeatureCache();
 }
 
+/**
+ * The worker pool's module, loaded the first time threads > 1 are asked for: in dist/ it is a
+ * chunk of its own, which runs on one thread (edge runtimes, pages without cross-origin
+ * isolation) never load.
+ */
+const poolModule = () => import('../backends/wasm/scheduler/pool');
+
 /** The pool of the active wasm backend, shut down when init() switches. */
 let currentPool: WorkerPool | null = null;
+/** initSync's pool while its module loads; retiring cancels it. */
+let pendingPool: { cancelled: boolean } | null = null;
 
 function retirePool(): Promise<void> {
+  if (pendingPool) pendingPool.cancelled = true;
+  pendingPool = null;
   const old = currentPool;
   currentPool = null;
   return old ? old.shutdown() : Promise.resolve();
@@ -146,10 +157,35 @@ async function retireDevices(): Promise<void> {
   await retirePool();
 }
 
-function poolBackend(shared: SharedKernels, threads: number): WasmBackend {
+async function poolBackend(shared: SharedKernels, threads: number): Promise<WasmBackend> {
+  const { WorkerPool } = await poolModule();
   const pool = new WorkerPool(shared, threads);
   currentPool = pool;
   return new WasmBackend(shared.kernels, { pool });
+}
+
+/**
+ * initSync's pool backend: usable at once, on this thread; the pool attaches when its module has
+ * loaded and its workers start in the background, as they do anyway (runs use them once they
+ * serve).
+ */
+function poolBackendSync(shared: SharedKernels, threads: number): WasmBackend {
+  const backend = new WasmBackend(shared.kernels, { threads });
+  const pending = { cancelled: false };
+  pendingPool = pending;
+  poolModule().then(
+    ({ WorkerPool }) => {
+      if (pending.cancelled) return;
+      pendingPool = null;
+      const pool = new WorkerPool(shared, threads);
+      currentPool = pool;
+      backend.attachPool(pool);
+    },
+    (e) => {
+      if (!pending.cancelled) noticeOneThread(`the worker pool did not load (${(e as Error).message})`);
+    },
+  );
+  return backend;
 }
 
 let initChain: Promise<void> = Promise.resolve();
@@ -199,7 +235,7 @@ async function wasmBackend(opts: InitOptions): Promise<WasmBackend> {
       noticeOneThread(`the given wasmModule cannot use shared memory (${(e as Error).message})`);
     }
     if (shared) {
-      const backend = poolBackend(shared, threads);
+      const backend = await poolBackend(shared, threads);
       const pool = backend.pool!;
       await pool.ready();
       if (pool.serving === 0)
@@ -227,7 +263,7 @@ export function initSync(opts: InitOptions = {}): void {
   const threads = opts.threads ?? defaultThreads();
   if (threads > 1 && threadsAvailable()) {
     try {
-      const primary = poolBackend(loadSharedKernelsSync(opts.wasmModule), threads);
+      const primary = poolBackendSync(loadSharedKernelsSync(opts.wasmModule), threads);
       primary.kernels.allocator.onPressure = relieveWasm;
       setDevices({ primary, gpu: null, threads });
       return;

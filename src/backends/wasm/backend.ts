@@ -14,7 +14,8 @@ import type { Kernels } from './kernels';
 import { WasmOutOfMemoryError } from './memory';
 import type { PtrTable } from './ops';
 import { buildPlan, type Plan } from './plan';
-import { WorkerError, WorkerFault, type WorkerPool } from './scheduler/pool';
+import { WorkerError, WorkerFault } from './scheduler/errors';
+import type { WorkerPool } from './scheduler/pool';
 import { bytesFor, WasmStorage } from './storage';
 
 /** Wasm memory ran out; the tensors that existed before are intact. */
@@ -51,6 +52,11 @@ export interface WasmBackendOptions {
   /** Workers sharing the kernels' memory; plans are then built for pool.threads threads. */
   pool?: WorkerPool;
   /**
+   * Without `pool`: the threads plans are built for, a pool of that many to come (attachPool);
+   * until it serves, runs stay on the calling thread.
+   */
+  threads?: number;
+  /**
    * What a worker failure mid-run does: 'retry' runs the computation again on the main thread
    * (default); 'reject' throws a WorkerError. Either way the pool replaces the worker.
    */
@@ -65,7 +71,7 @@ export class WasmBackend implements Backend {
   private readonly keys = new WeakMap<Plan, string>();
   planBuilds = 0;
   workerFaults = 0;
-  readonly pool: WorkerPool | undefined;
+  pool: WorkerPool | undefined;
   readonly threads: number;
   onWorkerFault: 'retry' | 'reject';
 
@@ -74,8 +80,17 @@ export class WasmBackend implements Backend {
     opts: WasmBackendOptions = {},
   ) {
     this.pool = opts.pool;
-    this.threads = opts.pool ? opts.pool.threads : 1;
+    this.threads = opts.pool ? opts.pool.threads : (opts.threads ?? 1);
     this.onWorkerFault = opts.onWorkerFault ?? 'retry';
+  }
+
+  /** Gives a backend created with `threads` its pool (of as many threads) once the pool exists. */
+  attachPool(pool: WorkerPool): void {
+    if (this.pool || pool.threads !== this.threads)
+      throw new Error(
+        `adjoint internal error: a pool of ${pool.threads} threads for a ${this.threads}-thread backend`,
+      );
+    this.pool = pool;
   }
 
   private planFor(g: Graph): Plan {

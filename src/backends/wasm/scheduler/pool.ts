@@ -14,43 +14,22 @@
  * progress word per row block, so long kernels are not mistaken for dead ones). Either way
  * runJob throws a WorkerFault after the other threads' chunks are finished, and the pool
  * replaces the worker in the background.
+ *
+ * The package loads this module (and comlink with it) only when threads > 1 are asked for
+ * (src/runtime/init.ts imports it dynamically): in dist/ it is a chunk of its own.
  */
-import type * as Comlink from 'comlink';
-import { AdjointError } from '../../../errors';
+import * as Comlink from 'comlink';
+import nodeEndpoint from 'comlink/dist/esm/node-adapter.mjs';
+import { preferNodeWorkers, startNodeWorker } from '../../../platform/node';
 import { kernelWorkerUrl } from '../../../worker-url';
 import type { Kernels } from '../kernels';
 import type { PtrTable } from '../ops';
 import { COMMAND, CTL, KILL_EXIT, KILL_THROW, STATE } from './control';
+import { WorkerFault } from './errors';
 import type { SharedKernels } from './module';
 import type { Job } from './partition';
-import type { WorkerHandle } from './worker-start';
 
-/** A worker failed while it computed; the tensors that existed before are intact. */
-export class WorkerError extends AdjointError {
-  override name = 'WorkerError';
-  /** The pool threads (1-based: thread 0 is the main thread) that failed. */
-  readonly threads: number[];
-  constructor(message: string, threads: number[]) {
-    super(message);
-    this.threads = threads;
-  }
-}
-
-/**
- * Thrown by runJob. `settled` resolves once the failed workers have ended, after which memory
- * they might still have written (when they only looked dead) may be reused.
- */
-export class WorkerFault extends WorkerError {
-  override name = 'WorkerFault';
-  readonly settled: Promise<void>;
-  /** True when a worker stopped answering (it may have been alive, writing, until `settled`). */
-  readonly stalled: boolean;
-  constructor(message: string, threads: number[], settled: Promise<void>, stalled: boolean) {
-    super(message, threads);
-    this.settled = settled;
-    this.stalled = stalled;
-  }
-}
+export { WorkerError, WorkerFault } from './errors';
 
 interface WorkerApi {
   init(o: { module: WebAssembly.Module; memory: WebAssembly.Memory; ctlPtr: number; thread: number }): {
@@ -60,20 +39,71 @@ interface WorkerApi {
   serve(seen: number): 'exit';
 }
 
-/** A Web Worker constructor (browsers, Deno; the `web-worker` package under Node). */
+/** A Web Worker constructor (browsers, Deno; the `web-worker` package under Node). Node and Bun use worker_threads. */
 export type WorkerConstructor = new (
   url: URL | string,
   options?: { type?: 'module'; name?: string },
 ) => Worker;
 
-type Starter = typeof import('./worker-start');
+interface WorkerHandle {
+  endpoint: Comlink.Endpoint;
+  terminate(): Promise<void>;
+  /** Called when the thread ends or fails without being asked to. */
+  onGone(cb: (why: string) => void): void;
+  /** Node: keep the worker from holding the process open (after comlink has attached). */
+  unref(): void;
+}
 
-let starter: Promise<Starter> | undefined;
-
-/** worker-start.ts (and comlink with it), loaded once, when the first worker starts. */
-function loadStarter(): Promise<Starter> {
-  starter ??= import('./worker-start');
-  return starter;
+function startWorker(url: URL, ctor: WorkerConstructor | undefined): WorkerHandle {
+  const W =
+    ctor ??
+    (typeof Worker === 'function' && !preferNodeWorkers()
+      ? (Worker as unknown as WorkerConstructor)
+      : undefined);
+  if (W) {
+    const w = new W(url, { type: 'module', name: 'adjoint-kernels' });
+    let gone: ((why: string) => void) | undefined;
+    let terminated = false;
+    w.addEventListener('error', (e: Event) => {
+      if (!terminated) gone?.(`worker error: ${(e as ErrorEvent).message ?? 'unknown'}`);
+    });
+    return {
+      endpoint: w as unknown as Comlink.Endpoint,
+      async terminate() {
+        terminated = true;
+        w.terminate();
+        // A terminated web worker stops at once; give its thread a turn to unwind.
+        await new Promise((r) => setTimeout(r, 0));
+      },
+      onGone(cb) {
+        gone = cb;
+      },
+      unref() {},
+    };
+  }
+  const h = startNodeWorker(url);
+  if (!h) throw new Error('adjoint: no Worker constructor in this runtime');
+  let terminated = false;
+  let gone: ((why: string) => void) | undefined;
+  h.onExit((code) => {
+    if (!terminated) gone?.(`the worker thread exited (code ${code})`);
+  });
+  h.onError((e) => {
+    if (!terminated) gone?.(`worker error: ${e instanceof Error ? e.message : String(e)}`);
+  });
+  return {
+    endpoint: nodeEndpoint(h.worker),
+    async terminate() {
+      terminated = true;
+      await h.terminate();
+    },
+    onGone(cb) {
+      gone = cb;
+    },
+    unref() {
+      h.unref();
+    },
+  };
 }
 
 interface Slot {
@@ -169,17 +199,14 @@ export class WorkerPool {
 
   private async spawn(t: number): Promise<void> {
     let h: WorkerHandle;
-    let api: Comlink.Remote<WorkerApi>;
     try {
-      const start = await loadStarter();
-      if (this.closed) return;
-      h = start.startWorker(this.url, this.ctor);
-      api = start.wrap<WorkerApi>(h.endpoint);
+      h = startWorker(this.url, this.ctor);
     } catch (e) {
       this.stats.spawnFailures++;
       this.lastFailure = messageOf(e);
       return;
     }
+    const api = Comlink.wrap<WorkerApi>(h.endpoint);
     const slot: Slot = { thread: t, h, api, serving: false, retired: false };
     this.slots[t] = slot;
     // A worker that fails before it is up (a script that does not load, say) is not replaced.
