@@ -253,6 +253,14 @@ const pos = (e) => {
   };
 };
 function stroke(from, to) {
+  if (from.x === to.x && from.y === to.y) {
+    // a dot (a zero-length line draws nothing)
+    dctx.fillStyle = '#fff';
+    dctx.beginPath();
+    dctx.arc(from.x, from.y, 9, 0, 2 * Math.PI);
+    dctx.fill();
+    return;
+  }
   dctx.strokeStyle = '#fff';
   dctx.lineWidth = 18;
   dctx.lineCap = 'round';
