@@ -1,4 +1,3 @@
-import { ReferenceBackend } from '../backends/reference/interpreter';
 import { WasmBackend } from '../backends/wasm/backend';
 import { loadKernels, loadKernelsSync, resetFeatureCache } from '../backends/wasm/loader';
 import {
@@ -204,6 +203,8 @@ async function initNow(opts: InitOptions): Promise<void> {
   const kind = check(opts);
   await retireDevices();
   if (kind === 'reference') {
+    // the float64 interpreter (tests, oracles) is a chunk of its own in dist/, loaded here only
+    const { ReferenceBackend } = await import('../backends/reference/interpreter');
     setBackend(new ReferenceBackend());
     return;
   }
@@ -253,12 +254,9 @@ async function wasmBackend(opts: InitOptions): Promise<WasmBackend> {
  */
 export function initSync(opts: InitOptions = {}): void {
   const kind = check(opts);
-  if (kind === 'webgpu') throw new ValueError("init({ backend: 'webgpu' }) is async: await init(...) first");
+  if (kind === 'webgpu' || kind === 'reference')
+    throw new ValueError(`init({ backend: '${kind}' }) is async: await init(...) first`);
   void retireDevices();
-  if (kind === 'reference') {
-    setBackend(new ReferenceBackend());
-    return;
-  }
   prepare();
   const threads = opts.threads ?? defaultThreads();
   if (threads > 1 && threadsAvailable()) {
