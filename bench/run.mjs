@@ -57,6 +57,8 @@ const USAGE = `usage: node bench/run.mjs [options]     (npm run bench -- [option
   --relaxed-simd       start every child with node --experimental-wasm-relaxed-simd (Node 20 hides
                        relaxed SIMD behind it; adjoint picks its relaxed-SIMD kernels by detection)
   --json FILE          also write the raw numbers (every rep's time) to FILE
+  --tfjs-layers        afterwards, run bench/tfjs-layers.mjs (tf.layers model.fit on TF.js's
+                       'adjoint' backend vs tfjs-backend-wasm)
   -h, --help`;
 
 function parseArgs(argv) {
@@ -70,6 +72,7 @@ function parseArgs(argv) {
     caseTimeoutS: 120,
     json: null,
     relaxedSimd: false,
+    tfjsLayers: false,
   };
   const val = (i, flag) => {
     if (i + 1 >= argv.length) die(`${flag} needs a value`);
@@ -116,6 +119,9 @@ function parseArgs(argv) {
         break;
       case '--json':
         o.json = take();
+        break;
+      case '--tfjs-layers':
+        o.tfjsLayers = true;
         break;
       case '-h':
       case '--help':
@@ -786,7 +792,13 @@ async function main() {
   }
 }
 
-main().catch((e) => {
+async function mainAndLayers() {
+  await main();
+  if (parseArgs(process.argv.slice(2)).tfjsLayers)
+    execFileSync(process.execPath, [path.join(here, 'tfjs-layers.mjs')], { stdio: 'inherit' });
+}
+
+mainAndLayers().catch((e) => {
   console.error(e);
   process.exit(1);
 });
