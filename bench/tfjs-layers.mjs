@@ -67,10 +67,13 @@ async function child(model, backend, reps, mode, samples) {
   m.compile({ optimizer: tf.train.sgd(0.05), loss: 'sparseCategoricalCrossentropy' });
   const x = tf.tensor(d.images, [d.count, ...spec.shape]);
   const y = tf.tensor(d.labels, [d.count, 1], 'float32');
-  const wx = x.slice(0, spec.batch * 3);
-  const wy = y.slice(0, spec.batch * 3);
+  // Warm-up: three batches (tfjs-backend-cpu, minutes per CNN epoch here: a few samples).
+  const warm = backend === 'cpu' ? 8 : spec.batch * 3;
+  const wx = x.slice(0, warm);
+  const wy = y.slice(0, warm);
   try {
-    await m.fit(wx, wy, { epochs: 1, batchSize: spec.batch, shuffle: false, verbose: 0 });
+    if (mode !== 'predict')
+      await m.fit(wx, wy, { epochs: 1, batchSize: spec.batch, shuffle: false, verbose: 0 });
   } catch (e) {
     process.send({ error: String(e.message ?? e).split('\n')[0] });
     return;
@@ -97,11 +100,11 @@ async function child(model, backend, reps, mode, samples) {
   process.send({ times, loss, samples: d.count, batch: spec.batch });
 }
 
-function run(model, backend, reps) {
+function run(model, backend, reps, mode = 'fit', samples = 0) {
   return new Promise((resolve, reject) => {
     const c = fork(
       fileURLToPath(import.meta.url),
-      ['--child', model, backend, String(reps), ...process.argv.slice(2)],
+      ['--child', model, backend, String(reps), mode, String(samples), ...process.argv.slice(2)],
       {
         env: { ...process.env, ADJOINT_THREADS: '1' },
         stdio: ['ignore', 'ignore', 'inherit', 'ipc'],
@@ -125,7 +128,7 @@ if (process.argv[2] === '--child') {
 } else {
   const reps = Number(arg('reps', 3));
   const models = arg('models', 'mlp,cnn').split(',');
-  const cpuSamples = Number(arg('cnn-cpu-samples', 128));
+  const cpuSamples = Number(arg('cnn-cpu-samples', 64));
   const perSample = (r) => median(r.times) / r.samples;
   const show = (label, backend, r) =>
     console.log(

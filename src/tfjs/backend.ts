@@ -45,6 +45,8 @@ export function makeBackendClass(tf: TF) {
     /** @internal */ recorded = 0;
     /** Data ids holding each tensor (a kernel may return an input unchanged). */
     /** @internal */ holders = new Map<Tensor, number>();
+    /** Tensors a flush is computing (an async one may be awaiting the GPU). */
+    /** @internal */ inFlight = new Set<Tensor>();
     readonly maxPending: number;
     /** Graph runs forced by reads or by the bound (for tests and tuning). */
     runs = 0;
@@ -111,7 +113,7 @@ export function makeBackendClass(tf: TF) {
       this.holders.delete(t);
       this.pending.delete(t);
       // Only a pending tensor TF.js still holds may read t later (dead lazy ones are never run).
-      if (this.pending.size === 0) t.dispose();
+      if (this.pending.size === 0 && !this.inFlight.has(t)) t.dispose();
       else this.released.push(t);
     }
 
@@ -155,7 +157,7 @@ export function makeBackendClass(tf: TF) {
 
     override async read(dataId: DataId): Promise<tfc.BackendValues> {
       const e = this.entry(dataId, 'read');
-      if (!e.t.isRealized) this.flush();
+      if (!e.t.isRealized) await this.flushAsync();
       return this.toTf(await e.t.data(), e.dtype);
     }
 
@@ -194,6 +196,7 @@ export function makeBackendClass(tf: TF) {
       this.entries.clear();
       this.holders.clear();
       this.pending.clear();
+      this.inFlight.clear();
       for (const t of this.released) t.dispose();
       this.released = [];
       this.recorded = 0;
@@ -226,28 +229,51 @@ export function makeBackendClass(tf: TF) {
       return { dataId, shape: [...v.shape], dtype: d };
     }
 
-    /** Computes every pending tensor TF.js still holds, in one graph run. */
+    /** Computes every pending tensor TF.js still holds, in one graph run (on this thread). */
     flush(): void {
-      if (this.recorded === 0 && this.pending.size === 0) return;
+      const job = this.beginFlush();
+      if (!job) return;
+      try {
+        job.root?.dataSync();
+      } finally {
+        this.endFlush(job);
+      }
+    }
+
+    /** The same, awaiting the run (a value on the GPU is read with mapAsync). */
+    async flushAsync(): Promise<void> {
+      const job = this.beginFlush();
+      if (!job) return;
+      try {
+        await job.root?.data();
+      } finally {
+        this.endFlush(job);
+      }
+    }
+
+    /** @internal */ beginFlush(): { root: Tensor | null; live: Tensor[]; released: Tensor[] } | null {
+      if (this.recorded === 0 && this.pending.size === 0 && this.released.length === 0) return null;
       const live = [...this.pending].filter((t) => !t.isRealized && !t.disposed);
       this.pending.clear();
       this.recorded = 0;
-      if (live.length > 0) {
-        this.runs++;
-        // Realizing one tensor computes its pending siblings in the same run.
-        let smallest = live[0];
-        for (const t of live) if (t.size < smallest.size) smallest = t;
-        if (live.length > 1 && typeof WeakRef !== 'undefined')
-          smallest.siblings = live.filter((t) => t !== smallest).map((t) => new WeakRef(t));
-        try {
-          smallest.dataSync();
-        } finally {
-          smallest.siblings = null;
-        }
-      }
       const released = this.released;
       this.released = [];
-      for (const t of released) t.dispose();
+      if (live.length === 0) return { root: null, live, released };
+      this.runs++;
+      // Realizing one tensor computes its pending siblings in the same run: ask for the smallest.
+      let root = live[0];
+      for (const t of live) if (t.size < root.size) root = t;
+      if (live.length > 1 && typeof WeakRef !== 'undefined')
+        root.siblings = live.filter((t) => t !== root).map((t) => new WeakRef(t));
+      for (const t of live) this.inFlight.add(t);
+      return { root, live, released };
+    }
+
+    /** @internal */ endFlush(job: { root: Tensor | null; live: Tensor[]; released: Tensor[] }): void {
+      if (job.root) job.root.siblings = null;
+      for (const t of job.live) this.inFlight.delete(t);
+      // Released before the run: whatever could read them has been computed now.
+      for (const t of job.released) t.dispose();
     }
   };
 }
