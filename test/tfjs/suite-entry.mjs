@@ -7,6 +7,9 @@ import { setTestEnvs, setupTestFilters } from '@tensorflow/tfjs-core/dist/jasmin
 import { registerTfjsBackend } from 'adjoint-dist/tfjs.js';
 import { include } from './suite-filter.mjs';
 
-await registerTfjsBackend(tf, { init: { threads: 1 }, priority: 1 });
+const maxPending = process.env.ADJOINT_TFJS_MAX_PENDING
+  ? Number(process.env.ADJOINT_TFJS_MAX_PENDING)
+  : undefined;
+await registerTfjsBackend(tf, { init: { threads: 1 }, priority: 1, maxPending });
 setTestEnvs([{ name: 'adjoint', backendName: 'adjoint', isDataSync: true }]);
 setupTestFilters([], include);
