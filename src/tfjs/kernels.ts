@@ -708,6 +708,102 @@ export const kernels: Record<string, KernelImpl> = {
     const d = b.dtypeOf(xi) === 'float32' ? 'float32' : 'int32';
     return b.output(d === 'int32' ? aj.round(out).cast('int32') : out, d);
   },
+  GatherNd: (b, inputs) => {
+    const pi = one(inputs, 'params');
+    const t = b.input(pi);
+    const idx = b.input(one(inputs, 'indices')).cast('int32');
+    const k = idx.shape[idx.ndim - 1];
+    const lead = idx.shape.slice(0, -1);
+    const rest = t.shape.slice(k);
+    const strides = new Int32Array(k);
+    let st = 1;
+    for (let j = k - 1; j >= 0; j--) {
+      strides[j] = st;
+      st *= t.shape[j];
+    }
+    const flat = aj.sum(
+      aj.mul(aj.reshape(idx, [sizeOf(lead), k]), aj.tensor(strides, { dtype: 'int32' })),
+      -1,
+    );
+    const table = aj.reshape(t, [st, ...rest]);
+    return keep(b, pi, aj.reshape(aj.gather(table, flat, 0), [...lead, ...rest]));
+  },
+  ScatterNd: (b, inputs, attrs, tf) => {
+    // Duplicate indices add up, as in TF.js: oneHot(flat index)ᵀ · updates.
+    const ui = one(inputs, 'updates');
+    const ii = one(inputs, 'indices');
+    const u = b.input(ui);
+    const idx = b.input(ii).cast('int32');
+    const shape: number[] = attrs.shape;
+    const geo = tf.backend_util.calculateShapes(ui as tfc.Tensor, ii as tfc.Tensor, shape);
+    const k = geo.sliceRank;
+    const m = geo.numUpdates;
+    const slots = sizeOf(shape.slice(0, k));
+    const inner = geo.sliceSize;
+    const strides = new Int32Array(k);
+    let st = 1;
+    for (let j = k - 1; j >= 0; j--) {
+      strides[j] = st;
+      st *= shape[j];
+    }
+    const flat = aj.sum(aj.mul(aj.reshape(idx, [m, k]), aj.tensor(strides, { dtype: 'int32' })), -1);
+    const rows = aj.reshape(u.cast('float32'), [m, inner]);
+    const out = aj.reshape(aj.matmul(aj.transpose(aj.oneHot(flat, slots)), rows), shape);
+    const d = b.dtypeOf(ui) === 'float32' ? 'float32' : 'int32';
+    return b.output(d === 'int32' ? aj.round(out).cast('int32') : out, b.dtypeOf(ui) === 'bool' ? 'bool' : d);
+  },
+  SpaceToBatchND: (b, inputs, attrs) => {
+    const x = one(inputs, 'x');
+    let t = b.input(x);
+    const block: number[] = attrs.blockShape;
+    const m = block.length;
+    const pads = t.shape.map((_, i) => (i >= 1 && i <= m ? attrs.paddings[i - 1] : [0, 0])) as [
+      number,
+      number,
+    ][];
+    if (pads.some(([lo, hi]) => lo || hi)) t = aj.pad(t, pads);
+    const [n, ...dims] = t.shape;
+    const split: number[] = [n];
+    for (let i = 0; i < m; i++) split.push(dims[i] / block[i], block[i]);
+    const rest = dims.slice(m);
+    t = aj.reshape(t, [...split, ...rest]);
+    const perm = [...block.map((_, i) => 2 + 2 * i), 0, ...block.map((_, i) => 1 + 2 * i)];
+    for (let i = 0; i < rest.length; i++) perm.push(1 + 2 * m + i);
+    t = aj.transpose(t, perm);
+    return keep(b, x, aj.reshape(t, [n * sizeOf(block), ...block.map((bs, i) => dims[i] / bs), ...rest]));
+  },
+  BatchToSpaceND: (b, inputs, attrs) => {
+    const x = one(inputs, 'x');
+    let t = b.input(x);
+    const block: number[] = attrs.blockShape;
+    const m = block.length;
+    const [bn, ...dims] = t.shape;
+    const n = bn / sizeOf(block);
+    const rest = dims.slice(m);
+    t = aj.reshape(t, [...block, n, ...dims]);
+    const perm = [m];
+    for (let i = 0; i < m; i++) perm.push(m + 1 + i, i);
+    for (let i = 0; i < rest.length; i++) perm.push(2 * m + 1 + i);
+    t = aj.transpose(t, perm);
+    const full = [n, ...block.map((bs, i) => dims[i] * bs), ...rest];
+    t = aj.reshape(t, full);
+    const crops: [number, number][] = attrs.crops;
+    const begin = full.map((_, i) => (i >= 1 && i <= m ? crops[i - 1][0] : 0));
+    const size = full.map((d, i) => (i >= 1 && i <= m ? d - crops[i - 1][0] - crops[i - 1][1] : d));
+    if (sizeOf(size) === 0) return keep(b, x, aj.zeros(size, t.dtype));
+    return keep(b, x, begin.some((v, i) => v !== 0 || size[i] !== full[i]) ? aj.slice(t, begin, size) : t);
+  },
+  DepthToSpace: (b, inputs, attrs) => {
+    const x = one(inputs, 'x');
+    if (attrs.dataFormat === 'NCHW')
+      throw new TfjsBackendError('adjoint backend DepthToSpace: dataFormat NCHW is not supported (NHWC is)');
+    const t = b.input(x);
+    const bs: number = attrs.blockSize;
+    const [n, h, w, c] = t.shape;
+    const c2 = c / (bs * bs);
+    const r = aj.transpose(aj.reshape(t, [n, h, w, bs, bs, c2]), [0, 1, 3, 2, 4, 5]);
+    return keep(b, x, aj.reshape(r, [n, h * bs, w * bs, c2]));
+  },
   MirrorPad: (b, inputs, attrs) => {
     const x = one(inputs, 'x');
     let t = b.input(x);
