@@ -9,6 +9,7 @@
  * Tensors TF.js disposes before that run are never computed at all.
  */
 import type * as tfc from '@tensorflow/tfjs-core';
+import { fromHost } from '../creation';
 import { memoryStats, type Tensor, tensor } from '../index';
 import { TfjsBackendError } from './errors';
 
@@ -75,9 +76,15 @@ export function makeBackendClass(tf: TF) {
       dtype: TfDType,
       where: string,
     ): Tensor {
-      if (dtype === 'float32') return tensor(values as Float32Array, { shape, dtype: 'float32' });
+      // TF.js hands over arrays it no longer writes: float32 and int32 ones are wrapped, not copied.
+      if (dtype === 'float32')
+        return values instanceof Float32Array
+          ? fromHost(values, shape, 'float32')
+          : tensor(values as unknown as Float32Array, { shape, dtype: 'float32' });
       if (dtype === 'int32' || dtype === 'bool')
-        return tensor(values as Int32Array, { shape, dtype: 'int32' });
+        return values instanceof Int32Array
+          ? fromHost(values, shape, 'int32')
+          : tensor(values as unknown as Int32Array, { shape, dtype: 'int32' });
       throw new TfjsBackendError(
         `adjoint backend ${where}: dtype '${dtype}' is not supported (float32, int32 and bool are)`,
       );
