@@ -10,6 +10,7 @@
 // epoch are reported, and the ratio wasm / adjoint of the medians.
 //
 //   node bench/tfjs-layers.mjs [--models mlp,cnn] [--mlp-samples 8192] [--cnn-samples 1024] [--reps 3]
+//                              [--cnn-cpu-samples 64] [--adjoint-only]
 // Needs dist/ (npm run build).
 import { fork } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
@@ -129,6 +130,7 @@ if (process.argv[2] === '--child') {
   const reps = Number(arg('reps', 3));
   const models = arg('models', 'mlp,cnn').split(',');
   const cpuSamples = Number(arg('cnn-cpu-samples', 64));
+  const adjointOnly = process.argv.includes('--adjoint-only');
   const perSample = (r) => median(r.times) / r.samples;
   const show = (label, backend, r) =>
     console.log(
@@ -147,19 +149,22 @@ if (process.argv[2] === '--child') {
     const label = `${model} fit epoch`;
     const a = await run(model, 'adjoint', reps);
     show(label, 'adjoint', a);
-    const w = await run(model, 'wasm', reps);
-    show(label, 'wasm', w);
-    ratio(label, 'wasm', a, w);
-    if (w.error) {
-      // tfjs-backend-wasm cannot train it: tfjs-backend-cpu (slow on convolutions: fewer samples).
-      const c = await run(model, 'cpu', 1, 'fit', cpuSamples);
-      show(label, 'cpu', c);
-      ratio(label, 'cpu', a, c);
+    if (!adjointOnly) {
+      const w = await run(model, 'wasm', reps);
+      show(label, 'wasm', w);
+      ratio(label, 'wasm', a, w);
+      if (w.error) {
+        // tfjs-backend-wasm cannot train it: tfjs-backend-cpu (slow on convolutions: fewer samples).
+        const c = await run(model, 'cpu', 1, 'fit', cpuSamples);
+        show(label, 'cpu', c);
+        ratio(label, 'cpu', a, c);
+      }
     }
     if (model === 'cnn') {
       const pl = 'cnn predict';
       const pa = await run(model, 'adjoint', reps, 'predict');
       show(pl, 'adjoint', pa);
+      if (adjointOnly) continue;
       const pw = await run(model, 'wasm', reps, 'predict');
       show(pl, 'wasm', pw);
       ratio(pl, 'wasm', pa, pw);

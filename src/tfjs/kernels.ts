@@ -7,6 +7,7 @@
 import type * as tfc from '@tensorflow/tfjs-core';
 import type { Tensor } from '../index';
 import * as aj from '../index';
+import { matmulT } from '../ops/api';
 import type { AdjointBackend, TF } from './backend';
 import { TfjsBackendError } from './errors';
 
@@ -124,21 +125,14 @@ function dropNaN(t: Tensor, fill: number): Tensor {
 const preluOf = (x: Tensor, a: Tensor) => aj.where(aj.greater(x, 0), x, aj.mul(x, a));
 
 function matmulOf(b: AdjointBackend, inputs: Inputs, attrs: Attrs): Tensor {
-  let x = b.input(one(inputs, 'a')).cast('float32');
-  let y = b.input(one(inputs, 'b')).cast('float32');
+  const x = b.input(one(inputs, 'a')).cast('float32');
+  const y = b.input(one(inputs, 'b')).cast('float32');
   if (x.ndim < 2 || y.ndim < 2)
     throw new TfjsBackendError(
       `adjoint backend BatchMatMul: operands must have rank >= 2, got [${x.shape}] and [${y.shape}]`,
     );
-  const swap = (t: Tensor) => {
-    const p = [...t.shape.keys()];
-    const n = p.length;
-    [p[n - 2], p[n - 1]] = [p[n - 1], p[n - 2]];
-    return aj.transpose(t, p);
-  };
-  if (attrs.transposeA) x = swap(x);
-  if (attrs.transposeB) y = swap(y);
-  return aj.matmul(x, y);
+  // The transposes are flags of adjoint's matmul primitive: no transposed copies.
+  return matmulT(x, y, !!attrs.transposeA, !!attrs.transposeB);
 }
 
 // ------------------------------------------------------------------ convolution geometry
