@@ -330,6 +330,33 @@ function cumsumOf(t: Tensor, axis: number, exclusive: boolean, reverseIt: boolea
   return aj.cumsum(aj.pad(aj.slice(t, begin, size), pads), axis, { reverse: reverseIt });
 }
 
+/** Row-major flat indices of the int32 index rows [n, k] into `dims`, and the number of slots. */
+function flatIndex(idx: Tensor, dims: number[]): [Tensor, number] {
+  const k = dims.length;
+  const strides = new Int32Array(k);
+  let st = 1;
+  for (let j = k - 1; j >= 0; j--) {
+    strides[j] = st;
+    st *= dims[j];
+  }
+  return [aj.sum(aj.mul(idx, aj.tensor(strides, { dtype: 'int32' })), -1), st];
+}
+
+/** Counts (or sums of weights) per value in [0, size), along the last axis; out-of-range values count nowhere. */
+function binCount(b: AdjointBackend, inputs: Inputs, size: number, binary: boolean, flat: boolean): Info {
+  const xi = one(inputs, 'x');
+  const wi = one(inputs, 'weights');
+  // Bincount counts over all of x (any rank); DenseBincount per row of a 2-D x.
+  const x = flat ? aj.reshape(b.input(xi).cast('int32'), [-1]) : b.input(xi).cast('int32');
+  const oh = aj.oneHot(x, size);
+  const weighted = wi.shape.reduce((a, d) => a * d, 1) > 0 && !binary;
+  const terms = weighted ? aj.mul(oh, aj.reshape(b.input(wi).cast('float32'), [...x.shape, 1])) : oh;
+  let out = aj.sum(terms, x.ndim - 1);
+  if (binary) out = aj.greater(out, 0).cast('float32');
+  const d = b.dtypeOf(wi) === 'float32' ? 'float32' : 'int32';
+  return b.output(d === 'float32' ? out : aj.round(out).cast('int32'), d);
+}
+
 // ------------------------------------------------------------------ the table
 
 export const kernels: Record<string, KernelImpl> = {
@@ -745,6 +772,24 @@ export const kernels: Record<string, KernelImpl> = {
     const out = aj.reshape(aj.matmul(aj.transpose(aj.oneHot(flat, slots)), rows), shape);
     const d = b.dtypeOf(ui) === 'float32' ? 'float32' : 'int32';
     return b.output(d === 'int32' ? aj.round(out).cast('int32') : out, b.dtypeOf(ui) === 'bool' ? 'bool' : d);
+  },
+  Bincount: (b, inputs, attrs) => binCount(b, inputs, attrs.size, false, true),
+  DenseBincount: (b, inputs, attrs) => binCount(b, inputs, attrs.size, !!attrs.binaryOutput, false),
+  SparseToDense: (b, inputs, attrs) => {
+    const vi = one(inputs, 'sparseValues');
+    const shape: number[] = attrs.outputShape;
+    const idx = b.input(one(inputs, 'sparseIndices')).cast('int32');
+    const k = idx.ndim < 2 ? 1 : idx.shape[1];
+    const n = idx.ndim === 0 ? 1 : idx.shape[0];
+    const [flat, slots] = flatIndex(aj.reshape(idx, [n, k]), shape.slice(0, k));
+    const oh = aj.oneHot(flat, slots);
+    const vals = aj.broadcastTo(aj.reshape(b.input(vi).cast('float32'), [1, -1]), [1, n]);
+    const scattered = aj.reshape(aj.matmul(vals, oh), [slots]);
+    const hit = aj.greater(aj.sum(oh, 0), 0);
+    const dflt = b.input(one(inputs, 'defaultValue')).cast('float32');
+    const out = aj.reshape(aj.where(hit, scattered, aj.reshape(dflt, [])), shape);
+    const d = b.dtypeOf(vi);
+    return b.output(d === 'float32' ? out : aj.round(out).cast('int32'), d);
   },
   SpaceToBatchND: (b, inputs, attrs) => {
     const x = one(inputs, 'x');
