@@ -12,7 +12,7 @@
  * module never imports TF.js at run time (only its types), so exactly one TF.js engine exists.
  */
 import type * as tfc from '@tensorflow/tfjs-core';
-import { type InitOptions, init } from '../index';
+import { type InitOptions, init, memoryStats } from '../index';
 import { type AdjointBackend, type AdjointBackendOptions, makeBackendClass, type TF } from './backend';
 import { TfjsBackendError } from './errors';
 import { kernels } from './kernels';
@@ -25,7 +25,7 @@ export interface RegisterTfjsBackendOptions extends AdjointBackendOptions {
   name?: string;
   /** TF.js picks the registered backend of highest priority by default. Default 1 (below TF.js's own backends). */
   priority?: number;
-  /** Passed to adjoint's `init()` before the backend is registered. */
+  /** Passed to adjoint's `init()` before the backend is registered (default: `init()` only if adjoint is not initialized yet). */
   init?: InitOptions;
 }
 
@@ -50,7 +50,8 @@ export async function registerTfjsBackend(
   const name = opts.name ?? 'adjoint';
   if (typeof name !== 'string' || name === '')
     throw new TfjsBackendError(`registerTfjsBackend: name must be a non-empty string, got ${String(name)}`);
-  await init(opts.init);
+  // An app that already initialized adjoint keeps its configuration unless `init` is given.
+  if (opts.init || memoryStats().backend === 'none') await init(opts.init);
   const Backend = makeBackendClass(t);
   t.registerBackend(name, () => new Backend({ maxPending: opts.maxPending }), opts.priority ?? 1);
   for (const [kernelName, impl] of Object.entries(kernels)) {
