@@ -46,6 +46,32 @@ describe('TensorFlow.js test suite on the adjoint backend', () => {
     TIMEOUT_MS + 30_000,
   );
 
+  it('dist/tfjs.js shares one adjoint runtime with dist/index.js', async () => {
+    expect(existsSync('dist/tfjs.js'), 'dist/tfjs.js is missing: run `npm run build` (npm test does)').toBe(
+      true,
+    );
+    const script = `
+      import * as tf from '@tensorflow/tfjs-core';
+      import * as aj from './dist/index.js';
+      import { registerTfjsBackend } from './dist/tfjs.js';
+      await registerTfjsBackend(tf, { init: { threads: 1 } });
+      await tf.setBackend('adjoint');
+      const before = aj.memoryStats().liveBytes;
+      const t = tf.add(tf.ones([1000, 1000]), 1);
+      t.dataSync();
+      const held = tf.engine().backend.entries.get(t.dataId).t;
+      console.log(JSON.stringify({ backend: aj.memoryStats().backend, grew: aj.memoryStats().liveBytes - before, same: held instanceof aj.Tensor }));
+    `;
+    const { stdout } = await promisify(execFile)(process.execPath, ['--input-type=module', '-e', script], {
+      encoding: 'utf8',
+      timeout: 60_000,
+    });
+    const r = JSON.parse(stdout.trim().split('\n').pop()!);
+    expect(r.backend).toBe('wasm');
+    expect(r.same).toBe(true);
+    expect(r.grew).toBeGreaterThanOrEqual(4_000_000);
+  }, 90_000);
+
   it(
     'the same specs pass with every kernel run at once (maxPending 0)',
     async () => {
