@@ -96,6 +96,27 @@ export function internKey(key: string): number {
   return id;
 }
 
+/** Signatures of nodes without attributes, by op and dtype, then by (shared, frozen) shape. */
+const plainSignatures = new Map<string, WeakMap<readonly number[], number>>();
+
+function signatureOf(op: string, dtype: DType, shape: readonly number[], attrs: Attrs): number {
+  let plain = true;
+  for (const _ in attrs) {
+    plain = false;
+    break;
+  }
+  const head = `${op}${dtype[0]}`;
+  let byShape = plain ? plainSignatures.get(head) : undefined;
+  let id = byShape?.get(shape);
+  if (id !== undefined) return id;
+  id = internKey(`${head}${shapeKey(shape)}${keyOf(attrs)}`);
+  if (plain) {
+    if (!byShape) plainSignatures.set(head, (byShape = new WeakMap()));
+    byShape.set(shape, id);
+  }
+  return id;
+}
+
 /** The shape as a frozen array, itself where it already is one (most ops keep an input's shape). */
 export function frozenShape(shape: Shape): readonly number[] {
   return Object.isFrozen(shape) ? shape : Object.freeze([...shape]);
@@ -143,8 +164,7 @@ export class Tensor {
 
   /** Op, dtype, shape and attributes as a number: equal for nodes that compute alike from alike inputs. */
   signature(): number {
-    if (this.sig === 0)
-      this.sig = internKey(`${this.op}${this.dtype[0]}${shapeKey(this.shape)}${keyOf(this.attrs)}`);
+    if (this.sig === 0) this.sig = signatureOf(this.op, this.dtype, this.shape, this.attrs);
     return this.sig;
   }
 

@@ -24,6 +24,7 @@ function weak(x: TensorLike, like: DType): Tensor {
 }
 
 function promote(a: TensorLike, b: TensorLike, forceFloat = false): [Tensor, Tensor] {
+  if (a instanceof Tensor && b instanceof Tensor && a.dtype === b.dtype && !forceFloat) return [a, b];
   let x: Tensor;
   let y: Tensor;
   if (a instanceof Tensor) {

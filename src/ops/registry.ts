@@ -77,7 +77,10 @@ export function allOps(): OpDef[] {
 }
 
 /** Records one node in the lazy graph. Shape errors surface here, at the call that made them. */
-export function apply(name: string, inputs: Tensor[], attrs: Attrs = {}): Tensor {
+/** The attributes of ops that have none: one object, so nodes do not each allocate their own. */
+export const NO_ATTRS: Attrs = Object.freeze({});
+
+export function apply(name: string, inputs: Tensor[], attrs: Attrs = NO_ATTRS): Tensor {
   const def = getOp(name);
   for (const x of inputs) x.checkAlive(name);
   const info = def.infer(inputs, attrs);

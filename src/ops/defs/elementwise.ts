@@ -178,7 +178,8 @@ function binaryInfo(name: string, outDtype?: DType) {
   return (inputs: readonly TensorInfo[]): TensorInfo => {
     const [a, b] = inputs;
     if (a.dtype !== b.dtype) throw new DTypeError(`${name}: operand dtypes ${a.dtype} and ${b.dtype} differ`);
-    return { shape: broadcastShapes(name, a.shape, b.shape), dtype: outDtype ?? a.dtype };
+    const shape = a.shape === b.shape ? a.shape : broadcastShapes(name, a.shape, b.shape);
+    return { shape, dtype: outDtype ?? a.dtype };
   };
 }
 
