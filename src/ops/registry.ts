@@ -53,7 +53,14 @@ export interface OpDef {
     attrs: Attrs,
   ): Tensor | null;
   /** Cotangents of the inputs (null = zero) given the output cotangent. */
-  vjp?(ct: Tensor, inputs: readonly Tensor[], out: Tensor, attrs: Attrs): readonly (Tensor | null)[];
+  vjp?(
+    ct: Tensor,
+    inputs: readonly Tensor[],
+    out: Tensor,
+    attrs: Attrs,
+    /** Which inputs need a cotangent (absent: all); a rule may return null for the others. */
+    needed?: readonly boolean[],
+  ): readonly (Tensor | null)[];
   /** Batching rule for vmap (see BatchRule). Called only when some input is batched. */
   batch?: BatchRule;
 }

@@ -130,7 +130,8 @@ export function reverseSweep(
     if (!ct || tape.vars.has(e.node)) continue;
     const rule = getOp(e.op).vjp;
     if (!rule) continue;
-    const cts = rule(ct, e.inputs, e.node, e.attrs);
+    const needed = e.inputs.map((x) => x.dtype === 'float32' && inTape.has(x));
+    const cts = rule(ct, e.inputs, e.node, e.attrs, needed);
     e.inputs.forEach((x, i) => {
       const c = cts[i];
       if (c && inTape.has(x) && x.dtype === 'float32') accumulate(x, c);

@@ -214,10 +214,13 @@ function binary(
         const sum = terms.length === 2 ? o.add(terms[0], terms[1]) : terms[0];
         return o.broadcastTo(sum, y.shape);
       },
-      vjp: (ct, [a, b], y) => {
+      vjp: (ct, [a, b], y, _attrs, needed) => {
         if (y.dtype !== 'float32') return [null, null];
         const [da, db] = partials(a, b, y);
-        return [da ? o.sumTo(o.mul(ct, da), a.shape) : null, db ? o.sumTo(o.mul(ct, db), b.shape) : null];
+        return [
+          da && needed?.[0] !== false ? o.sumTo(o.mul(ct, da), a.shape) : null,
+          db && needed?.[1] !== false ? o.sumTo(o.mul(ct, db), b.shape) : null,
+        ];
       },
     }),
   });
@@ -250,8 +253,10 @@ defineOp({
     const t = ta && tb ? o.sub(ta, tb) : ta ? ta : o.neg(tb!);
     return ta || tb ? o.broadcastTo(t, y.shape) : null;
   },
-  vjp: (ct, [a, b], y) =>
-    y.dtype !== 'float32' ? [null, null] : [o.sumTo(ct, a.shape), o.sumTo(o.neg(ct), b.shape)],
+  vjp: (ct, [a, b], y, _attrs, needed) =>
+    y.dtype !== 'float32'
+      ? [null, null]
+      : [o.sumTo(ct, a.shape), needed?.[1] === false ? null : o.sumTo(o.neg(ct), b.shape)],
   batch: elementwiseRule('sub'),
 });
 binary(
