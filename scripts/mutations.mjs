@@ -259,12 +259,12 @@ const MUTATIONS = [
     edits: [
       {
         file: 'src/runtime/init.ts',
-        find: 'shared = await loadSharedKernels(opts.wasmModule);',
-        replace: 'shared = await loadSharedKernels();',
+        find: '? await loadSharedKernels(opts.wasmModule)',
+        replace: '? await loadSharedKernels()',
       },
       {
         file: 'src/runtime/init.ts',
-        find: 'return new WasmBackend(await loadKernels(opts.wasmModule ? { module: opts.wasmModule } : {}));',
+        find: 'return new WasmBackend(await loadKernels({ module: opts.wasmModule }));',
         replace: 'return new WasmBackend(await loadKernels({}));',
       },
     ],
