@@ -341,6 +341,22 @@ const MUTATIONS = [
     why: 'graphs differing only in attributes (a fill value, an axis) share a cached plan',
   },
   {
+    name: 'realize-key-ignores-wiring',
+    file: 'src/runtime/realize.ts',
+    find: 'for (const x of t.inputs) codes.push(x.walkIndex);',
+    replace: '',
+    tests: ['test/regressions.test.ts', 'test/compiler.test.ts'],
+    why: 'graphs of the same ops wired differently (a - b against b - a) must not share a compiled program',
+  },
+  {
+    name: 'realize-key-ignores-signature',
+    file: 'src/runtime/realize.ts',
+    find: 'codes.push(t.signature(), t.inputs.length);',
+    replace: 'codes.push(0, t.inputs.length);',
+    tests: ['test/regressions.test.ts', 'test/compiler.test.ts'],
+    why: 'graphs differing in an op, a shape or an attribute must not share a compiled program',
+  },
+  {
     name: 'plan-liveness-off-by-one',
     file: 'src/backends/wasm/plan.ts',
     find: '.filter((b) => b.def <= l.last && l.def <= b.last)',

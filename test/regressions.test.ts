@@ -17,6 +17,7 @@ import {
   where,
 } from '../src/index';
 import * as o from '../src/ops/api';
+import { expectClose } from './helpers';
 
 describe('cache keys tell non-finite numbers and -0 apart', () => {
   it('eager fills', async () => {
@@ -43,6 +44,34 @@ describe('cache keys tell non-finite numbers and -0 apart', () => {
     const zero = jit((t: Tensor) => t.mul(0))(tensor([1]));
     expect(Object.is(negZero.dataSync()[0], -0)).toBe(true);
     expect(Object.is(zero.dataSync()[0], 0)).toBe(true);
+  });
+});
+
+describe('compiled programs are cached by structure', () => {
+  it('the same ops wired differently get programs of their own', async () => {
+    const a = tensor([0.5, 1, 2]);
+    // a walk meets a, sin(a), then the sub in both; only the sub's inputs are swapped
+    const ahead = [...(await o.sub(o.sin(a), a).data())];
+    const behind = [...(await o.sub(a, o.sin(a)).data())];
+    expectClose(
+      ahead,
+      [0.5, 1, 2].map((v) => Math.sin(v) - v),
+      { rtol: 1e-6 },
+    );
+    expectClose(
+      behind,
+      [0.5, 1, 2].map((v) => v - Math.sin(v)),
+      { rtol: 1e-6 },
+    );
+    // and a value and its gradient computed together, then each alone
+    const f = (x: Tensor) => o.sum(o.mul(o.sin(x), x));
+    const [v, g] = valueAndGrad(f)(a) as [Tensor, Tensor];
+    expectClose(await v.data(), [0.5 * Math.sin(0.5) + Math.sin(1) + 2 * Math.sin(2)], { rtol: 1e-6 });
+    expectClose(
+      await g.data(),
+      [0.5, 1, 2].map((v) => Math.sin(v) + v * Math.cos(v)),
+      { rtol: 1e-5 },
+    );
   });
 });
 
