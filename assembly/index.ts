@@ -3,7 +3,7 @@
 
 import { unaryRun, binaryRun, fillRun, whereRun } from './ops';
 import { binaryStrided, whereStrided, copyStrided } from './strided';
-import { reduceAxis } from './reduce';
+import { cumsumAxis, reduceAxis } from './reduce';
 import { softmaxRows, softmaxBackwardRows, softmaxXentForward, softmaxXentBackward } from './softmax';
 import { gather as gatherImpl, scatterAdd as scatterAddImpl, oneHot as oneHotImpl } from './gather';
 import { matmul as matmulImpl, matmulScratchBytes as mmScratch, MR, NR, KC, MC, NC } from './matmul';
@@ -54,6 +54,10 @@ export function copy(src: usize, dst: usize, desc: usize): void {
 
 export function reduce(op: i32, x: usize, out: usize, outer: i32, len: i32, inner: i32): void {
   reduceAxis(op, x, out, outer, len, inner);
+}
+
+export function cumsum(x: usize, out: usize, outer: i32, len: i32, inner: i32, reverse: i32, isInt: i32): void {
+  cumsumAxis(x, out, outer, len, inner, reverse != 0, isInt != 0);
 }
 
 export function softmax(x: usize, out: usize, rows: i32, cols: i32, logMode: i32): void {

@@ -396,3 +396,35 @@ export function reduceAxis(op: i32, x: usize, out: usize, outer: i32, len: i32, 
   }
 }
 
+
+// ---- cumsum ------------------------------------------------------------------
+
+/**
+ * Cumulative sum along the middle axis of [outer, len, inner] (from the end when `reverse`):
+ * float32 accumulates in f64 as the reference does, int32 wraps.
+ */
+export function cumsumAxis(x: usize, out: usize, outer: i32, len: i32, inner: i32, reverse: bool, isInt: bool): void {
+  const step: isize = reverse ? -(<isize>inner << 2) : <isize>inner << 2;
+  const first: usize = reverse ? (<usize>(len - 1) * <usize>inner) << 2 : 0;
+  for (let o = 0; o < outer; o++) {
+    const base = (<usize>o * <usize>len * <usize>inner) << 2;
+    for (let q = 0; q < inner; q++) {
+      let at = base + first + (<usize>q << 2);
+      if (isInt) {
+        let acc: i32 = 0;
+        for (let k = 0; k < len; k++) {
+          acc += load<i32>(x + at);
+          store<i32>(out + at, acc);
+          at += step;
+        }
+      } else {
+        let acc: f64 = 0;
+        for (let k = 0; k < len; k++) {
+          acc += <f64>load<f32>(x + at);
+          store<f32>(out + at, <f32>acc);
+          at += step;
+        }
+      }
+    }
+  }
+}

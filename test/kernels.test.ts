@@ -478,6 +478,37 @@ describe.each(builds)('kernels ($name)', ({ relaxed }) => {
     }
   });
 
+  it('cumsum along the middle axis of [outer, len, inner], forward and reversed, float32 and int32', () => {
+    const [outer, len, inner] = [2, 5, 3];
+    const n = outer * len * inner;
+    const x = Float32Array.from({ length: n }, (_, i) => ((i * 7) % 11) - 4.5);
+    const xi = Int32Array.from({ length: n }, (_, i) => (i % 2 ? 2147483000 : -3 * i));
+    const want = (v: ArrayLike<number>, reverse: boolean, int: boolean) => {
+      const r = new Array<number>(n).fill(0);
+      for (let o = 0; o < outer; o++)
+        for (let q = 0; q < inner; q++) {
+          let acc = 0;
+          for (let j = 0; j < len; j++) {
+            const l = reverse ? len - 1 - j : j;
+            const at = (o * len + l) * inner + q;
+            acc = int ? (acc + v[at]) | 0 : acc + v[at];
+            r[at] = acc;
+          }
+        }
+      return r;
+    };
+    const [px, pi, po] = [put(x), put(xi), k.alloc(n * 4)];
+    for (const reverse of [false, true]) {
+      k.cumsum(px, po, outer, len, inner, reverse, false);
+      expectClose(getF(po, n), want(x, reverse, false), { rtol: 1e-6, what: `float32 reverse=${reverse}` });
+      k.cumsum(pi, po, outer, len, inner, reverse, true);
+      expect(Array.from(getI(po, n))).toEqual(want(xi, reverse, true));
+    }
+    k.free(px);
+    k.free(pi);
+    k.free(po);
+  });
+
   it('argmax ties/nan, int32 reductions', () => {
     const p = put([1, 5, 5, 2, 3, NaN, 9, NaN, -Infinity, -Infinity, -Infinity]);
     const o = k.alloc(16);

@@ -17,6 +17,8 @@
  *   copy(src, dst, desc)                 N-d strided copy of 32-bit elements: operand 0 = src,
  *                                        output strides = dst (transpose, slice, broadcastTo, concat)
  *   reduce(op, x, out, outer, len, inner)  reduce the middle axis of [outer,len,inner] -> [outer,inner]
+ *   cumsum(x, out, outer, len, inner, reverse, isInt)
+ *                                        running sums along the middle axis (f64 accumulation for f32)
  *                                        Ops: ReduceOp (argmax/argmin and *_I32 write int32)
  *   softmax(x, out, rows, cols, log)     row softmax (log=0) or logSoftmax (log=1); out may alias x
  *   softmaxBackward(y, dy, dx, rows, cols, log)
@@ -121,6 +123,15 @@ export interface KernelExports {
   whereBroadcast(c: number, a: number, b: number, out: number, desc: number): void;
   copy(src: number, dst: number, desc: number): void;
   reduce(op: number, x: number, out: number, outer: number, len: number, inner: number): void;
+  cumsum(
+    x: number,
+    out: number,
+    outer: number,
+    len: number,
+    inner: number,
+    reverse: number,
+    isInt: number,
+  ): void;
   softmax(x: number, out: number, rows: number, cols: number, logMode: number): void;
   softmaxBackward(y: number, dy: number, dx: number, rows: number, cols: number, logMode: number): void;
   softmaxXent(logits: number, labels: number, loss: number, probs: number, rows: number, cols: number): void;
@@ -413,6 +424,18 @@ export class Kernels {
   // ---- reductions ----
   reduce(op: ReduceOpCode, x: number, out: number, outer: number, len: number, inner: number): void {
     this.exports.reduce(op, x, out, outer, len, inner);
+  }
+
+  cumsum(
+    x: number,
+    out: number,
+    outer: number,
+    len: number,
+    inner: number,
+    reverse: boolean,
+    int: boolean,
+  ): void {
+    this.exports.cumsum(x, out, outer, len, inner, reverse ? 1 : 0, int ? 1 : 0);
   }
 
   // ---- softmax family ----

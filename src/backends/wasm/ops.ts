@@ -531,6 +531,19 @@ const softmaxCrossEntropyGrad: KernelBuilder = (n, ctx) => {
   return (p) => ctx.k.softmaxXentGrad(p[ix], p[iy], p[ig], 1, 1, p[out], rows, cols);
 };
 
+/** Running sums along one axis, one (outer, inner) line at a time on this thread. */
+const cumsum: KernelBuilder = (n, ctx) => {
+  const x = n.inputs[0];
+  const axis = n.attrs.axis as number;
+  const len = x.shape[axis];
+  const outer = sizeOf(x.shape.slice(0, axis));
+  const inner = sizeOf(x.shape.slice(axis + 1));
+  const [ix, out] = [ctx.at(x), ctx.at(n)];
+  const reverse = n.attrs.reverse === true;
+  const int = n.dtype === 'int32';
+  return (p) => ctx.k.cumsum(p[ix], p[out], outer, len, inner, reverse, int);
+};
+
 /** Kernel builders by op name. A builder may return null to decline (the host fallback runs). */
 export const wasmKernels: Record<string, KernelBuilder> = {
   fill,
@@ -541,8 +554,7 @@ export const wasmKernels: Record<string, KernelBuilder> = {
   prod: reduce,
   argmax: argExtremum,
   argmin: argExtremum,
-  // no kernel: cumsum runs the registry's reference on the host (a declared fallback)
-  cumsum: () => null,
+  cumsum,
   // keyed random draws and splits run their reference on the host on every device (ops/defs/random.ts)
   randomDraw: () => null,
   randomSplit: () => null,
