@@ -14,6 +14,9 @@
 import { readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
+import { mulberry32, shuffled } from './shuffle.mjs';
+
+export { mulberry32 };
 
 /** Width and height of one image in pixels. */
 export const IMAGE_SIDE = 28;
@@ -21,22 +24,6 @@ export const IMAGE_SIDE = 28;
 export const IMAGE_SIZE = IMAGE_SIDE * IMAGE_SIDE;
 /** Number of classes (digits 0–9). */
 export const NUM_CLASSES = 10;
-
-/**
- * mulberry32: a small 32-bit seeded PRNG. Returns a function yielding floats in [0, 1).
- * @param {number} seed
- * @returns {() => number}
- */
-export function mulberry32(seed) {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 /**
  * Mixes two integers into one 32-bit seed (splitmix32-style finalizer), so that
@@ -50,25 +37,6 @@ function mixSeed(a, b) {
   h = Math.imul(h ^ (h >>> 16), 0x85ebca6b);
   h = Math.imul(h ^ (h >>> 13), 0xc2b2ae35);
   return (h ^ (h >>> 16)) >>> 0;
-}
-
-/**
- * A permutation of 0..n-1 by Fisher–Yates with a seeded PRNG.
- * @param {number} n
- * @param {number} seed
- * @returns {Int32Array}
- */
-function permutation(n, seed) {
-  const rand = mulberry32(seed);
-  const perm = new Int32Array(n);
-  for (let i = 0; i < n; i++) perm[i] = i;
-  for (let i = n - 1; i > 0; i--) {
-    const j = Math.floor(rand() * (i + 1));
-    const t = perm[i];
-    perm[i] = perm[j];
-    perm[j] = t;
-  }
-  return perm;
 }
 
 /**
@@ -170,7 +138,7 @@ export function loadMnist({ testSize = 2000, seed = 0 } = {}) {
   if (!Number.isInteger(testSize) || testSize < 0 || testSize > total) {
     throw new RangeError(`testSize must be an integer in [0, ${total}], got ${testSize}`);
   }
-  const perm = permutation(total, mixSeed(seed, 0x5eed));
+  const perm = shuffled(total, mulberry32(mixSeed(seed, 0x5eed)));
   const identity = new Int32Array(total);
   for (let i = 0; i < total; i++) identity[i] = i;
   const test = gather(all.images, all.labels, identity, perm.subarray(0, testSize));
@@ -196,7 +164,7 @@ export function* batches(split, batchSize, { seed = 0, epoch = 0, dropLast = tru
   if (!Number.isInteger(batchSize) || batchSize < 1) {
     throw new RangeError(`batchSize must be a positive integer, got ${batchSize}`);
   }
-  const perm = permutation(split.count, mixSeed(seed, epoch));
+  const perm = shuffled(split.count, mulberry32(mixSeed(seed, epoch)));
   const end = dropLast ? split.count - (split.count % batchSize) : split.count;
   for (let start = 0; start < end; start += batchSize) {
     const b = gather(

@@ -92,8 +92,13 @@ export async function startServer({ port = 8080, host = '127.0.0.1' } = {}) {
       let file;
       if (path === '/' || path === sep) file = join(here, 'index.html');
       else if (path.startsWith('/dist/')) file = join(root, path);
+      else if (path.startsWith('/lib/')) file = join(root, 'examples', path);
       else file = join(here, path);
-      const allowed = [join(root, 'dist') + sep, here + sep].some((d) => file.startsWith(d));
+      const allowed = [
+        join(root, 'dist') + sep,
+        join(root, 'examples', 'lib', 'shuffle.mjs'),
+        here + sep,
+      ].some((d) => file.startsWith(d));
       if (!allowed) throw new Error('not served');
       const body = await readFile(file);
       res.writeHead(200, { ...headers, 'content-type': TYPES[extname(file)] ?? 'application/octet-stream' });

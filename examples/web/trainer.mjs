@@ -6,6 +6,8 @@
  * decayed learning rate; the training step (loss, gradients, update) is one jit plan.
  */
 
+import { mulberry32, shuffled } from '../lib/shuffle.mjs';
+
 export const SIDE = 28;
 export const IMAGE_SIZE = SIDE * SIDE;
 export const NUM_CLASSES = 10;
@@ -37,30 +39,6 @@ export function decodeDigits(buf) {
     labels: Int32Array.from(labels.subarray(from, from + count)),
   });
   return { train: split(0, trainCount), test: split(trainCount, testCount) };
-}
-
-/** A seeded PRNG (mulberry32): floats in [0, 1). */
-export function mulberry32(seed) {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
-function shuffled(n, rand) {
-  const p = new Int32Array(n);
-  for (let i = 0; i < n; i++) p[i] = i;
-  for (let i = n - 1; i > 0; i--) {
-    const j = Math.floor(rand() * (i + 1));
-    const t = p[i];
-    p[i] = p[j];
-    p[j] = t;
-  }
-  return p;
 }
 
 /** Copies image i of `images` into `out` at `at`, shifted by (dx, dy) pixels (augmentation). */
