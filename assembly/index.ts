@@ -4,6 +4,7 @@
 import { unaryRun, binaryRun, fillRun, whereRun } from './ops';
 import { binaryStrided, whereStrided, copyStrided } from './strided';
 import { cumsumAxis, reduceAxis } from './reduce';
+import { layerNormRows } from './norm';
 import { softmaxRows, softmaxBackwardRows, softmaxXentForward, softmaxXentBackward } from './softmax';
 import { gather as gatherImpl, scatterAdd as scatterAddImpl, oneHot as oneHotImpl } from './gather';
 import { matmul as matmulImpl, matmulScratchBytes as mmScratch, MR, NR, KC, MC, NC } from './matmul';
@@ -62,6 +63,10 @@ export function cumsum(x: usize, out: usize, outer: i32, len: i32, inner: i32, r
 
 export function softmax(x: usize, out: usize, rows: i32, cols: i32, logMode: i32): void {
   softmaxRows(x, out, rows, cols, logMode);
+}
+
+export function layerNorm(x: usize, g: usize, t: usize, out: usize, rows: i32, cols: i32, eps: f32, flags: i32): void {
+  layerNormRows(x, g, t, out, rows, cols, eps, flags);
 }
 
 export function softmaxBackward(y: usize, dy: usize, dx: usize, rows: i32, cols: i32, logMode: i32): void {

@@ -21,16 +21,18 @@
 //                                               gradient) or output-channel panels
 //   T_POOL     the 16 words of a pool descriptor (assembly/pool.ts)
 //                                               units = result rows (n, oh), or images for the gradients
+//   T_NORM     x g t out cols epsBits flags      units = rows (assembly/norm.ts: t is b, or ct backward)
 //
 // `scratch` is the calling thread's own region: 256 bytes for a descriptor copy, then kernel
 // scratch (matmul packing, fused tiles).
 
-import { T_BINARY, T_CONV, T_FILL, T_FUSED, T_MATMUL, T_POOL, T_REDUCE, T_SOFTMAX, T_STRIDED, T_UNARY, T_WHERE } from './opcodes';
+import { T_BINARY, T_CONV, T_FILL, T_FUSED, T_MATMUL, T_NORM, T_POOL, T_REDUCE, T_SOFTMAX, T_STRIDED, T_UNARY, T_WHERE } from './opcodes';
 import { matmul } from './matmul';
 import { fusedRange, TILE } from './fused';
 import { unaryRun, binaryRun, whereRun, fillRun } from './ops';
 import { reduceAxis } from './reduce';
 import { softmaxRows } from './softmax';
+import { layerNormRows, NORM_BACKWARD } from './norm';
 import { binaryStrided, whereStrided, copyStrided, DESC_WORDS } from './strided';
 import { conv } from './conv';
 import { pool } from './pool';
@@ -122,6 +124,15 @@ export function runTask(rec: usize, u0: i32, u1: i32, scratch: usize): i32 {
     }
     case T_POOL: {
       pool(rec + 8, u0, u1);
+      return 0;
+    }
+    case T_NORM: {
+      const cols = arg(rec, 4);
+      const flags = arg(rec, 6);
+      // the shift b is one row shared by all; the cotangent has a row per row of x
+      const t = (flags & NORM_BACKWARD) != 0 ? off(arg(rec, 2), u0, cols) : <usize>arg(rec, 2);
+      layerNormRows(off(arg(rec, 0), u0, cols), <usize>arg(rec, 1), t, off(arg(rec, 3), u0, cols),
+        n, cols, reinterpret<f32>(arg(rec, 5)), flags);
       return 0;
     }
   }

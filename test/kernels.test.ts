@@ -573,6 +573,49 @@ describe.each(builds)('kernels ($name)', ({ relaxed }) => {
     }
   });
 
+  it('layer and RMS normalization of rows and their x-cotangent, accurate far from zero', () => {
+    const r = rng(10);
+    for (const [rows, cols, offset, eps] of [
+      [1, 1, 0, 1e-5],
+      [3, 5, 0, 1e-5],
+      [4, 37, 1e3, 1e-5],
+      [2, 1000, -50, 0.1],
+      [5, 13, 0, 0],
+    ]) {
+      const X = randArray(r, rows! * cols!, -3, 3).map((v) => v + offset!);
+      const G = randArray(r, cols!);
+      const B = randArray(r, cols!);
+      const CT = randArray(r, rows! * cols!);
+      const [px, pg, pb, pct] = [put(X), put(G), put(B), put(CT)];
+      const py = k.alloc(X.length * 4);
+      for (const rms of [false, true]) {
+        const want: number[] = [];
+        const wantDx: number[] = [];
+        for (let i = 0; i < rows!; i++) {
+          const row = Array.from(X.subarray(i * cols!, (i + 1) * cols!));
+          const mu = rms ? 0 : row.reduce((a, v) => a + v, 0) / cols!;
+          const rr = 1 / Math.sqrt(row.reduce((a, x) => a + (x - mu) ** 2, 0) / cols! + eps!);
+          const xh = row.map((x) => (x - mu) * rr);
+          want.push(...xh.map((v, j) => v * G[j]! + B[j]!));
+          const h = xh.map((_, j) => CT[i * cols! + j]! * G[j]!);
+          const mh = rms ? 0 : h.reduce((a, v) => a + v, 0) / cols!;
+          const mhx = h.reduce((a, v, j) => a + v * xh[j]!, 0) / cols!;
+          wantDx.push(...h.map((v, j) => rr * (v - mh - xh[j]! * mhx)));
+        }
+        const what = `rms=${rms} [${rows}, ${cols}]`;
+        k.layerNorm(px, pg, pb, py, rows!, cols!, eps!, rms ? 1 : 0);
+        expectClose(getF(py, X.length), want, { rtol: 1e-4, atol: 1e-4, what: `layerNorm ${what}` });
+        k.layerNorm(px, pg, pct, py, rows!, cols!, eps!, (rms ? 1 : 0) | 2);
+        expectClose(getF(py, X.length), wantDx, {
+          rtol: 1e-3,
+          atol: 1e-3,
+          scale: 'max',
+          what: `layerNormGrad ${what}`,
+        });
+      }
+    }
+  });
+
   it('softmax cross-entropy forward/backward with int32 labels', () => {
     const r = rng(9);
     for (const [rows, cols, offset] of [

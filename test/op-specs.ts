@@ -594,5 +594,21 @@ export const specs: Spec[] = [
       return (x) => o.logSoftmax(x, axis);
     },
   },
+  // layer and RMS normalization and their x-cotangent primitive: x [..., d], gamma [d], and beta [d] or ct [..., d]
+  ...(['layerNorm', 'rmsNorm', 'layerNormGrad', 'rmsNormGrad'] as const).map(
+    (name): Spec => ({
+      name,
+      domains: ['real', 'real', 'real'],
+      shapes: shape(3, dim)
+        .filter((s) => s.length > 0)
+        .map((s) => [s, [s[s.length - 1]], name.endsWith('Grad') ? s : [s[s.length - 1]]]),
+      // eps keeps rows of near-equal values well conditioned for the finite differences
+      make: (_shapes, r) => {
+        const attrs = { eps: 0.05 + 0.5 * r(), rms: name.startsWith('rms') };
+        const op = name.endsWith('Grad') ? 'layerNormGrad' : 'layerNorm';
+        return (x, g, t) => apply(op, [x, g, t], attrs);
+      },
+    }),
+  ),
   ...convSpecs,
 ];

@@ -179,6 +179,10 @@ const WIRED = new Set([
   'softmaxCrossEntropyGrad',
   'softmax',
   'logSoftmax',
+  'layerNorm',
+  'rmsNorm',
+  'layerNormGrad',
+  'rmsNormGrad',
   'gather',
   'scatterAdd',
 ]);
@@ -199,7 +203,7 @@ describe('every op of the core agrees with the reference interpreter (value and 
   }
 });
 
-describe('kernels from matmul.ts, softmax.ts and gather.ts run through this backend', () => {
+describe('kernels from matmul.ts, softmax.ts, norm.ts and gather.ts run through this backend', () => {
   for (const spec of specs.filter((s) => WIRED.has(s.name))) {
     it(spec.name, async () => {
       await fc.assert(
@@ -227,6 +231,21 @@ describe('odd sizes, broadcasting, batch and zero-size dims', () => {
     const f = (x: Tensor, b: Tensor, c: Tensor) =>
       o.tanh(o.add(o.mul(o.sigmoid(o.add(x, b)), o.log(c)), o.relu(o.sub(o.square(x), 0.5))));
     await compare(f, [x, b, c], 5);
+  });
+
+  it('layer and RMS normalization and their x-cotangent: short rows (one invocation each) and long rows (one workgroup each)', async () => {
+    for (const shape of [
+      [37, 5],
+      [3, 2, 700],
+    ]) {
+      const x = randomTensor(shape, r);
+      const d = shape[shape.length - 1];
+      const [g, b, ct] = [randomTensor([d], r), randomTensor([d], r), randomTensor(shape, r)];
+      for (const rms of [false, true]) {
+        await compare((x, g, b) => apply('layerNorm', [x, g, b], { eps: 1e-5, rms }), [x, g, b], 7);
+        await compare((x, g, ct) => apply('layerNormGrad', [x, g, ct], { eps: 1e-5, rms }), [x, g, ct], 8);
+      }
+    }
   });
 
   it('unary math on [-4, 4] and pow on positive bases', async () => {

@@ -203,6 +203,19 @@ function cases(): { name: string; kinds: Kind[]; run: () => Tensor[] }[] {
     { name: 'reduction over a middle axis', kinds: ['reduce'], run: () => [cube.sum(1)] },
     { name: 'softmax', kinds: ['softmax'], run: () => [wide.softmax(-1), wide.logSoftmax(-1)] },
     {
+      name: 'layer and RMS normalization',
+      kinds: ['norm'],
+      run: () => {
+        const ln = nn.layerNorm.init(301);
+        const scaled = { gamma: row.slice([0], [301]), beta: wide.slice([7, 0], [1, 301]).reshape([301]) };
+        return [
+          nn.layerNorm.apply(scaled, wide),
+          nn.layerNorm.apply(ln, wide, { eps: 0.5 }),
+          nn.rmsNorm.apply(scaled, wide),
+        ];
+      },
+    },
+    {
       name: 'convolution and both gradients; depthwise, strided and dilated',
       kinds: ['conv'],
       run: () => {
@@ -379,6 +392,7 @@ describe('faults', () => {
     fill: { inputs: [], run: () => full([1000, 999], 2.5) },
     reduce: { inputs: [x], run: () => x.sum(1) },
     softmax: { inputs: [x], run: () => x.softmax(-1) },
+    norm: { inputs: [x], run: () => nn.layerNorm.apply(nn.layerNorm.init(500), x) },
     strided: { inputs: [x], run: () => x.transpose() },
     conv: { inputs: [img, filt], run: () => conv2d(img, filt, { padding: 'same' }) },
     pool: { inputs: [pimg], run: () => maxPool2d(pimg, 2) },

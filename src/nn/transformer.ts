@@ -2,7 +2,7 @@
  * Sequence and image layers as (init, apply) pairs: dropout, layer, RMS and batch normalization, embeddings,
  * multi-head attention, a 2-D convolution layer and a pre-norm transformer block.
  */
-import { fromHost, tensor } from '../creation';
+import { fromHost, full, tensor } from '../creation';
 import { ShapeError, ValueError } from '../errors';
 import {
   add,
@@ -26,6 +26,7 @@ import {
   transpose,
   where,
 } from '../ops/api';
+import { apply } from '../ops/registry';
 import { type Key, normal, uniform } from '../random';
 import { fmt } from '../shape';
 import type { Tensor } from '../tensor';
@@ -80,10 +81,7 @@ export const layerNorm = {
     const d = params.gamma.shape[0];
     if (t.ndim < 1 || t.shape[t.ndim - 1] !== d)
       throw new ShapeError(`nn.layerNorm.apply: x must end in the normalized size ${d}, got ${fmt(t.shape)}`);
-    const mu = mean(t, -1, true);
-    const c = sub(t, mu);
-    const v = mean(square(c), -1, true);
-    return add(mul(div(c, sqrt(add(v, eps))), params.gamma), params.beta);
+    return apply('layerNorm', [t, params.gamma, params.beta], { eps, rms: false });
   },
 };
 
@@ -104,7 +102,7 @@ export const rmsNorm = {
     const d = params.gamma.shape[0];
     if (t.ndim < 1 || t.shape[t.ndim - 1] !== d)
       throw new ShapeError(`nn.rmsNorm.apply: x must end in the normalized size ${d}, got ${fmt(t.shape)}`);
-    return mul(div(t, sqrt(add(mean(square(t), -1, true), eps))), params.gamma);
+    return apply('layerNorm', [t, params.gamma, full([d], 0)], { eps, rms: true });
   },
 };
 

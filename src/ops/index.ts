@@ -4,6 +4,7 @@ import './defs/elementwise';
 import './defs/reduce';
 import './defs/shape';
 import './defs/linalg';
+import './defs/norm';
 import './defs/conv';
 import './defs/random';
 import './custom';

@@ -63,6 +63,7 @@ export function workOf(n: GNode): number {
     case 'logSoftmax':
     case 'softmaxCrossEntropy':
     case 'softmaxCrossEntropyGrad':
+    case 'layerNorm':
       return 5 * sizeOf(n.inputs[0].shape);
     default:
       return out;

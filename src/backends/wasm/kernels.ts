@@ -21,6 +21,10 @@
  *                                        running sums along the middle axis (f64 accumulation for f32)
  *                                        Ops: ReduceOp (argmax/argmin and *_I32 write int32)
  *   softmax(x, out, rows, cols, log)     row softmax (log=0) or logSoftmax (log=1); out may alias x
+ *   layerNorm(x, g, t, out, rows, cols, eps: f32, flags)
+ *                                        out_r = (x_r - mean) / sqrt(var + eps) * g + t (t = b, [cols]);
+ *                                        flags 1 rms: x_r / sqrt(mean(x_r²) + eps) * g + t; flags 2
+ *                                        backward: x's cotangent for t = ct [rows, cols] (assembly/norm.ts)
  *   softmaxBackward(y, dy, dx, rows, cols, log)
  *                                        softmax: dx = y*(dy - Σ dy*y); log: dx = dy - exp(y)*Σ dy
  *   softmaxXent(logits, labels, loss, probs, rows, cols)
@@ -134,6 +138,16 @@ export interface KernelExports {
   ): void;
   softmax(x: number, out: number, rows: number, cols: number, logMode: number): void;
   softmaxBackward(y: number, dy: number, dx: number, rows: number, cols: number, logMode: number): void;
+  layerNorm(
+    x: number,
+    g: number,
+    t: number,
+    out: number,
+    rows: number,
+    cols: number,
+    eps: number,
+    flags: number,
+  ): void;
   softmaxXent(logits: number, labels: number, loss: number, probs: number, rows: number, cols: number): void;
   softmaxXentGrad(
     logits: number,
@@ -441,6 +455,19 @@ export class Kernels {
   // ---- softmax family ----
   softmax(x: number, out: number, rows: number, cols: number, log = false): void {
     this.exports.softmax(x, out, rows, cols, log ? 1 : 0);
+  }
+  /** flags: 1 rms, 2 backward (t = ct instead of b). */
+  layerNorm(
+    x: number,
+    g: number,
+    t: number,
+    out: number,
+    rows: number,
+    cols: number,
+    eps: number,
+    flags: number,
+  ): void {
+    this.exports.layerNorm(x, g, t, out, rows, cols, eps, flags);
   }
   softmaxBackward(y: number, dy: number, dx: number, rows: number, cols: number, log = false): void {
     this.exports.softmaxBackward(y, dy, dx, rows, cols, log ? 1 : 0);

@@ -513,6 +513,28 @@ const softmaxFamily: KernelBuilder = (n, ctx) => {
   );
 };
 
+/** Layer / RMS normalization of the rows of x with scale and shift, or x's cotangent: one pass over memory. */
+const layerNorm: KernelBuilder = (n, ctx) => {
+  const [x, g, t] = n.inputs;
+  const cols = x.shape[x.shape.length - 1];
+  const rows = sizeOf(x.shape) / Math.max(1, cols);
+  if (rows === 0 || cols === 0) return null;
+  const [ix, ig, it, out] = [ctx.at(x), ctx.at(g), ctx.at(t), ctx.at(n)];
+  const eps = n.attrs.eps as number;
+  const flags = (n.attrs.rms === true ? 1 : 0) | (n.op === 'layerNormGrad' ? 2 : 0);
+  return withPar(
+    (p) => ctx.k.layerNorm(p[ix], p[ig], p[it], p[out], rows, cols, eps, flags),
+    {
+      kind: TaskKind.norm,
+      units: rows,
+      args: [{ slot: ix }, { slot: ig }, { slot: it }, { slot: out }, cols, f32Bits(eps), flags],
+      grain: 1,
+      cost: rows * cols * (flags & 2 ? 4 : 2),
+    },
+    ctx,
+  );
+};
+
 const softmaxCrossEntropy: KernelBuilder = (n, ctx) => {
   const [x, y] = n.inputs;
   const cols = x.shape[x.shape.length - 1];
@@ -570,6 +592,8 @@ export const wasmKernels: Record<string, KernelBuilder> = {
   logSoftmax: softmaxFamily,
   softmaxCrossEntropy,
   softmaxCrossEntropyGrad,
+  layerNorm,
+  layerNormGrad: layerNorm,
   ...convKernels,
 };
 // Every kernel op named like a graph op serves it (codeOf: the int32 variant by its suffix).

@@ -9,6 +9,7 @@ import { gatherKernels } from './gather';
 import type { GpuKernelBuilder } from './kernel';
 import { matmulKernels } from './matmul';
 import { movementKernels } from './movement';
+import { normKernels } from './norm';
 import { reduceKernels } from './reduce';
 import { softmaxKernels } from './softmax';
 
@@ -17,9 +18,10 @@ export const gpuKernels: Readonly<Record<string, GpuKernelBuilder>> = {
   ...movementKernels,
   ...elementwiseKernels,
   ...reduceKernels,
-  // matmul, the softmax family, gather/scatterAdd (their own files)
+  // matmul, the softmax family, layer norm, gather/scatterAdd (their own files)
   ...matmulKernels,
   ...softmaxKernels,
+  ...normKernels,
   ...gatherKernels,
   // convolution and pooling, direct (conv.ts)
   ...convKernels,

@@ -1,0 +1,137 @@
+#!/usr/bin/env node
+// Layer normalization over the last axis (issue 10: fused kernels where they save a pass over
+// memory): adjoint's layerNorm primitive (one pass: each row read once, normalized in cache,
+// written once) against the same math as a composite of ops (mean, subtract, square, mean,
+// rsqrt, scale, shift), and TF.js's wasm backend running that composite (tf.moments and
+// elementwise ops, as tf.layers.layerNormalization does). Forward with the result read back, and
+// value + gradients (x, gamma, beta) of sum(layerNorm(x) · w), every gradient read back.
+// One thread each; median and min of --reps runs after warm-up.
+//
+//   npm run build && node bench/layer-norm.mjs [--reps 20] [--shapes 2048x512,512x768]
+import { createRequire } from 'node:module';
+import path from 'node:path';
+
+const arg = (name, fallback) => {
+  const i = process.argv.indexOf(`--${name}`);
+  return i > 0 ? process.argv[i + 1] : fallback;
+};
+const reps = Number(arg('reps', 20));
+const shapes = String(arg('shapes', '2048x512,512x768'))
+  .split(',')
+  .map((s) => s.split('x').map(Number));
+const EPS = 1e-5;
+
+const A = await import('../dist/index.js');
+await A.init({ backend: 'wasm', threads: 1 });
+const require = createRequire(import.meta.url);
+const tf = await import('@tensorflow/tfjs');
+const wasm = await import('@tensorflow/tfjs-backend-wasm');
+wasm.setWasmPaths(`${path.dirname(require.resolve('@tensorflow/tfjs-backend-wasm/package.json'))}/dist/`);
+await tf.setBackend('wasm');
+await tf.ready();
+
+function data(n, seed) {
+  let s = seed >>> 0;
+  return Float32Array.from({ length: n }, () => {
+    s = (s * 1664525 + 1013904223) >>> 0;
+    return (s / 2 ** 32) * 4 - 2;
+  });
+}
+
+async function time(run) {
+  const t0 = performance.now();
+  for (let i = 0; i < 3 || performance.now() - t0 < 300; i++) await run();
+  const ts = [];
+  for (let i = 0; i < reps; i++) {
+    const t = performance.now();
+    await run();
+    ts.push(performance.now() - t);
+  }
+  ts.sort((a, b) => a - b);
+  return { med: ts[Math.floor(ts.length / 2)], min: ts[0] };
+}
+
+const composite = (x, g, b) => {
+  const c = A.sub(x, A.mean(x, -1, true));
+  return A.add(A.mul(A.mul(c, A.rsqrt(A.add(A.mean(A.square(c), -1, true), EPS))), g), b);
+};
+const fused = (x, g, b) => A.nn.layerNorm.apply({ gamma: g, beta: b }, x, { eps: EPS });
+const tfNorm = (x, g, b) => {
+  const { mean, variance } = tf.moments(x, -1, true);
+  return x
+    .sub(mean)
+    .mul(tf.rsqrt(variance.add(EPS)))
+    .mul(g)
+    .add(b);
+};
+
+const rows = [];
+for (const [n, d] of shapes) {
+  const [xs, gs, bs, ws] = [data(n * d, 1), data(d, 2), data(d, 3), data(n * d, 4)];
+  const [x, g, b, w] = [
+    A.tensor(xs, { shape: [n, d] }),
+    A.tensor(gs),
+    A.tensor(bs),
+    A.tensor(ws, { shape: [n, d] }),
+  ];
+  const [tx, tg, tb, tw] = [
+    tf.tensor2d(xs, [n, d]),
+    tf.tensor1d(gs),
+    tf.tensor1d(bs),
+    tf.tensor2d(ws, [n, d]),
+  ];
+  const cases = {};
+  for (const [name, f] of [
+    ['adjoint fused', fused],
+    ['adjoint composite', composite],
+  ]) {
+    const fwd = A.jit(f);
+    const vg = A.jit(A.valueAndGrad((x, g, b) => A.sum(A.mul(f(x, g, b), w)), [0, 1, 2]));
+    cases[name] = {
+      fwd: () => fwd(x, g, b).data(),
+      grad: async () => {
+        const [v, gr] = vg(x, g, b);
+        return Promise.all([v.data(), ...gr.map((t) => t.data())]);
+      },
+    };
+  }
+  const tfVg = tf.valueAndGrads((x, g, b) => tf.sum(tf.mul(tfNorm(x, g, b), tw)));
+  cases['tfjs-wasm composite'] = {
+    fwd: async () => {
+      const y = tf.tidy(() => tfNorm(tx, tg, tb));
+      const out = await y.data();
+      y.dispose();
+      return out;
+    },
+    grad: async () => {
+      const { value, grads } = tfVg([tx, tg, tb]);
+      const out = await Promise.all([value.data(), ...grads.map((t) => t.data())]);
+      tf.dispose([value, ...grads]);
+      return out;
+    },
+  };
+  // same numbers from all three
+  const ref = await cases['adjoint composite'].fwd();
+  for (const [name, c] of Object.entries(cases)) {
+    const got = await c.fwd();
+    const err = got.reduce((m, v, i) => Math.max(m, Math.abs(v - ref[i])), 0);
+    if (!(err < 1e-4)) throw new Error(`${name}: forward differs from the composite by ${err}`);
+  }
+  for (const kind of ['fwd', 'grad']) {
+    const base = [];
+    for (const [name, c] of Object.entries(cases)) {
+      const t = await time(c[kind]);
+      base.push([name, t]);
+    }
+    const fusedMed = base[0][1].med;
+    for (const [name, t] of base)
+      rows.push(
+        `| [${n}, ${d}] | ${kind === 'fwd' ? 'forward + read' : 'value + 3 gradients + read'} | ${name} | ${t.med.toFixed(3)} ms | ${t.min.toFixed(3)} ms | ${(t.med / fusedMed).toFixed(2)}× |`,
+      );
+  }
+}
+console.log(`layer norm, one thread, ${reps} reps; ratio = time ÷ adjoint fused's time`);
+console.log('| x | what | implementation | median | min | ratio |');
+console.log('|---|---|---|---:|---:|---:|');
+for (const r of rows) console.log(r);
+A.shutdown();
