@@ -84,6 +84,30 @@ describe('algebraic simplification', () => {
     expect([zeroed[0], zeroed[3]]).toEqual([0, -0]);
     expect([...(await o.neg(o.neg(x)).data())]).toEqual([1, Number.NaN, Number.POSITIVE_INFINITY, -2]);
   });
+
+  it('chained transposes become one (or none); a last-two-axes transpose becomes a matmul flag', () => {
+    const r = rng(3);
+    const x = randomTensor([2, 3, 4, 5], r);
+    const twice = (v: Tensor) => o.transpose(o.transpose(v, [0, 2, 1, 3]), [0, 1, 3, 2]);
+    const g = trace(twice, x);
+    expect(g.nodes.filter((n) => n.op === 'transpose').map((n) => n.attrs.perm)).toEqual([[0, 2, 3, 1]]);
+    agrees(() => twice(x));
+    expect(ops((v: Tensor) => o.transpose(o.transpose(v, [1, 2, 3, 0]), [3, 0, 1, 2]), x)).toEqual(['input']);
+    // op(a) [.., 6, 4] times op(transpose(b)) [.., 4, 5], both flag settings
+    for (const [ta, tb] of [
+      [false, false],
+      [true, true],
+    ]) {
+      const a = randomTensor(ta ? [2, 3, 4, 6] : [2, 3, 6, 4], r);
+      const b = randomTensor(tb ? [3, 4, 5] : [3, 5, 4], r);
+      const twiceA = o.transpose(o.transpose(a, [0, 1, 3, 2]), [0, 1, 3, 2]);
+      const f = () => o.matmulT(twiceA, o.transpose(b, [0, 2, 1]), ta, tb);
+      const mm = trace(f).nodes.filter((n) => n.op !== 'input' && n.op !== 'const');
+      // b's transpose is the flag; a's double transpose cancels
+      expect(mm.map((n) => [n.op, n.attrs.transA, n.attrs.transB])).toEqual([['matmul', ta, !tb]]);
+      agrees(f, 1e-5);
+    }
+  });
 });
 
 describe('outer products', () => {

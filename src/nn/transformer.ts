@@ -248,10 +248,12 @@ function attend(
   if (d % h !== 0) throw new ValueError(`nn.attention.apply: heads (${h}) must divide dModel (${d})`);
   const dh = d / h;
   const split = (y: Tensor) => transpose(reshape(y, [b, n, h, dh]), [0, 2, 1, 3]);
-  const q = split(linear.apply(params.q, t));
+  // the 1/√dh scale goes on q ([b, h, n, dh]) rather than on the logits ([b, h, n, n]): with no
+  // mask, softmax then reads the matmul's output directly instead of a scaled copy
+  const q = split(mul(linear.apply(params.q, t), 1 / Math.sqrt(dh)));
   const k = split(linear.apply(params.k, t));
   const v = split(linear.apply(params.v, t));
-  let logits = mul(matmul(q, transpose(k, [0, 1, 3, 2])), 1 / Math.sqrt(dh));
+  let logits = matmul(q, transpose(k, [0, 1, 3, 2]));
   let keep: Tensor | undefined;
   if (opts.causal) {
     const c = new Int32Array(n * n);

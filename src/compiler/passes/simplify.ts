@@ -50,10 +50,34 @@ function outerProduct(n: GNode): GNode | null {
   return new GNode('mul', [reshape(a, col), reshape(b, row)], {}, n.shape, n.dtype);
 }
 
+/** Whether a permutation swaps the last two axes and keeps the others. */
+const swapsLastTwo = (perm: readonly number[]) => {
+  const r = perm.length;
+  return (
+    r >= 2 && perm[r - 1] === r - 2 && perm[r - 2] === r - 1 && perm.slice(0, -2).every((p, i) => p === i)
+  );
+};
+
+/**
+ * A matmul operand that is a transpose of its last two axes becomes the transpose flag: the
+ * kernels read either layout, so the strided copy disappears (attention's q·kᵀ, gradients' aᵀ·g).
+ */
+function transposeIntoMatmul(n: GNode): GNode | null {
+  const flip = n.inputs.map((x) => x.op === 'transpose' && swapsLastTwo(x.attrs.perm as number[]));
+  if (!flip[0] && !flip[1]) return null;
+  const [a, b] = n.inputs.map((x, i) => (flip[i] ? x.inputs[0] : x));
+  const attrs = {
+    transA: (n.attrs.transA as boolean) !== flip[0],
+    transB: (n.attrs.transB as boolean) !== flip[1],
+  };
+  return new GNode('matmul', [a, b], attrs, n.shape, n.dtype);
+}
+
 /**
  * Algebraic simplification: drops no-op nodes (identity, stopGradient, custom-rule call wrappers, reshapes/broadcasts to the
  * same shape, identity permutations, casts to the same dtype, x+0, x·1, x/1, double negation),
- * merges chained reshapes and turns matmuls over a contracted dimension of 1 into outer products. Value-preserving except that x+0 keeps a -0 that IEEE addition would
+ * merges chained reshapes and chained transposes, folds last-two-axes transposes into matmul's
+ * transpose flags and turns matmuls over a contracted dimension of 1 into outer products. Value-preserving except that x+0 keeps a -0 that IEEE addition would
  * turn into +0 (as XLA's simplifier does); x·0 is never folded (NaN and ∞ would change).
  */
 export function simplify(g: Graph): Graph {
@@ -72,14 +96,22 @@ export function simplify(g: Graph): Graph {
         if (n.op === 'reshape' && x.op === 'reshape')
           return new GNode('reshape', x.inputs, n.attrs, n.shape, n.dtype);
         return n;
-      case 'transpose':
-        return (n.attrs.perm as number[]).every((p, i) => p === i) ? x : n;
+      case 'transpose': {
+        const perm = n.attrs.perm as number[];
+        if (perm.every((p, i) => p === i)) return x;
+        // a transpose of a transpose is one transpose (or none)
+        if (x.op !== 'transpose') return n;
+        const inner = x.attrs.perm as number[];
+        const composed = perm.map((p) => inner[p]);
+        if (composed.every((p, i) => p === i)) return x.inputs[0];
+        return new GNode('transpose', x.inputs, { perm: composed }, n.shape, n.dtype);
+      }
       case 'cast':
         return x.dtype === n.dtype ? x : n;
       case 'neg':
         return x.op === 'neg' ? x.inputs[0] : n;
       case 'matmul':
-        return outerProduct(n) ?? n;
+        return outerProduct(n) ?? transposeIntoMatmul(n) ?? n;
       default:
         return identityOperand(n) ?? n;
     }
