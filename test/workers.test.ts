@@ -21,6 +21,7 @@ import {
   avgPool2d,
   conv2d,
   full,
+  grad,
   init,
   jit,
   matmul,
@@ -203,15 +204,23 @@ function cases(): { name: string; kinds: Kind[]; run: () => Tensor[] }[] {
     { name: 'reduction over a middle axis', kinds: ['reduce'], run: () => [cube.sum(1)] },
     { name: 'softmax', kinds: ['softmax'], run: () => [wide.softmax(-1), wide.logSoftmax(-1)] },
     {
-      name: 'layer and RMS normalization',
+      name: 'layer and RMS normalization and their gradients',
       kinds: ['norm'],
       run: () => {
         const ln = nn.layerNorm.init(301);
         const scaled = { gamma: row.slice([0], [301]), beta: wide.slice([7, 0], [1, 301]).reshape([301]) };
+        const weights = wide.sin();
+        const loss = (x: Tensor) =>
+          nn.layerNorm
+            .apply(scaled, x)
+            .mul(weights)
+            .sum()
+            .add(nn.rmsNorm.apply(scaled, x).mul(weights).sum());
         return [
           nn.layerNorm.apply(scaled, wide),
           nn.layerNorm.apply(ln, wide, { eps: 0.5 }),
           nn.rmsNorm.apply(scaled, wide),
+          grad(loss)(wide),
         ];
       },
     },
