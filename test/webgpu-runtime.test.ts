@@ -21,6 +21,7 @@ import {
 } from '../src/backends/webgpu/errors';
 import { ConcretizationError } from '../src/errors';
 import {
+  full,
   grad,
   hessian,
   init,
@@ -84,6 +85,23 @@ describe('init', () => {
     expect(() => y.dataSync()).toThrow(/await tensor\.data\(\)/);
     const r = await both(() => o.softmax(o.add(matmul(x, o.transpose(x)), 1)));
     expectClose(r.gpu[0], r.wasm[0], { rtol: 1e-5, atol: 1e-7 });
+  });
+
+  it("'webgpu' beside a worker pool: values in shared wasm memory upload to the GPU", async () => {
+    // jit realizes a lazy argument (here a fill) in wasm memory, which a pool shares (a
+    // SharedArrayBuffer that Dawn's writeBuffer refuses), before the GPU plan binds it: the
+    // upload copies it out first
+    const g = jit((x: Tensor, z: Tensor) => o.add(o.mul(x, 2), z));
+    const f = () => g(random.normal([33, 17], { seed: 3 }), full([17], 0.5));
+    const r = await both(f);
+    await init({ backend: 'webgpu', gpu, threads: 2 });
+    expect(memoryStats().threads).toBe(2);
+    const y = f();
+    const got = await y.data();
+    expect(y.device).toBe('webgpu');
+    expect(Array.from(got)).toEqual(Array.from(r.gpu[0]));
+    expectClose(got, r.wasm[0], { rtol: 1e-6, atol: 1e-6 });
+    await init({ backend: 'wasm', threads: 1 });
   });
 
   it("'webgpu' without an adapter is a typed error at init that says what to do", async () => {

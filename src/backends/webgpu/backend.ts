@@ -205,7 +205,10 @@ export class WebGPUBackend implements Backend {
           `maxStorageBufferBindingSize (${this.limits.maxStorageBufferBindingSize} bytes)`,
       );
     const buf = this.pool.acquire(bytes);
-    if (bytes > 0) this.gpu.queue.writeBuffer(buf, 0, arr.buffer, arr.byteOffset, bytes);
+    // A view of shared wasm memory (a worker pool's) is copied out first: Dawn's writeBuffer
+    // takes no SharedArrayBuffer
+    const src = arr.buffer instanceof ArrayBuffer ? arr : arr.slice();
+    if (bytes > 0) this.gpu.queue.writeBuffer(buf, 0, src.buffer, src.byteOffset, bytes);
     this.counters.uploads++;
     return new WebGPUStorage(this.owner, buf, arr.length, dtype);
   }
