@@ -248,6 +248,33 @@ describe('odd sizes, broadcasting, batch and zero-size dims', () => {
     }
   });
 
+  it('convolutions with channels in multiples of 4 (the blocked kernels, the filter gradient in slices)', async () => {
+    const cases: [number[], number[], o.Conv2dOptions][] = [
+      // 9 output columns: a partial block of pixels
+      [[2, 7, 9, 8], [3, 3, 8, 12], { padding: 'same' }],
+      [
+        [3, 9, 8, 8],
+        [2, 3, 4, 8],
+        {
+          strides: 2,
+          dilations: [1, 2],
+          groups: 2,
+          padding: [
+            [1, 0],
+            [2, 1],
+          ],
+        },
+      ],
+      // one 4x4 block of filter gradient over 1024 positions: 16 slices, then their sum
+      [[4, 16, 16, 4], [1, 1, 4, 4], { padding: 'valid' }],
+    ];
+    let seed = 20;
+    for (const [xs, ws, opts] of cases) {
+      const [x, w] = [randomTensor(xs, r), randomTensor(ws, r)];
+      await compare((x, w) => o.conv2d(x, w, opts), [x, w], seed++, { rtol: 1e-4, atol: 1e-4 });
+    }
+  });
+
   it('unary math on [-4, 4] and pow on positive bases', async () => {
     const x = randomTensor([4097], r);
     const xx = o.mul(x, 2);
