@@ -81,32 +81,36 @@ export function softmaxRows(x: usize, out: usize, rows: i32, cols: i32, logMode:
 export function softmaxBackwardRows(y: usize, dy: usize, dx: usize, rows: i32, cols: i32, logMode: i32): void {
   for (let r = 0; r < rows; r++) {
     const off = (<usize>r * <usize>cols) << 2;
-    const py = y + off, pd = dy + off, po = dx + off;
-    if (logMode != 0) {
-      const s = f32x4.splat(sum(pd, cols));
-      let i = 0;
-      for (; i < cols; i += 4) {
-        const k = min(4, cols - i);
-        const p = <usize>i << 2;
-        const vy = k == 4 ? v128.load(py + p) : loadPart(py + p, k);
-        const vd = k == 4 ? v128.load(pd + p) : loadPart(pd + p, k);
-        const v = f32x4.sub(vd, f32x4.mul(vexp(vy), s));
-        if (k == 4) v128.store(po + p, v);
-        else storePart(po + p, v, k);
-      }
-    } else {
-      const s = f32x4.splat(dot(py, pd, cols));
-      let i = 0;
-      for (; i < cols; i += 4) {
-        const k = min(4, cols - i);
-        const p = <usize>i << 2;
-        const vy = k == 4 ? v128.load(py + p) : loadPart(py + p, k);
-        const vd = k == 4 ? v128.load(pd + p) : loadPart(pd + p, k);
-        const v = f32x4.mul(vy, f32x4.sub(vd, s));
-        if (k == 4) v128.store(po + p, v);
-        else storePart(po + p, v, k);
-      }
-    }
+    if (logMode != 0) logBackwardRow(y + off, dy + off, dx + off, cols);
+    else softmaxBackwardRow(y + off, dy + off, dx + off, cols);
+  }
+}
+
+// Whole vectors, then one partial vector for the tail.
+
+@inline function softmaxBackwardRow(py: usize, pd: usize, po: usize, cols: i32): void {
+  const s = f32x4.splat(dot(py, pd, cols));
+  let i = 0;
+  for (; i + 4 <= cols; i += 4) {
+    const p = <usize>i << 2;
+    v128.store(po + p, f32x4.mul(v128.load(py + p), f32x4.sub(v128.load(pd + p), s)));
+  }
+  if (i < cols) {
+    const p = <usize>i << 2;
+    storePart(po + p, f32x4.mul(loadPart(py + p, cols - i), f32x4.sub(loadPart(pd + p, cols - i), s)), cols - i);
+  }
+}
+
+@inline function logBackwardRow(py: usize, pd: usize, po: usize, cols: i32): void {
+  const s = f32x4.splat(sum(pd, cols));
+  let i = 0;
+  for (; i + 4 <= cols; i += 4) {
+    const p = <usize>i << 2;
+    v128.store(po + p, f32x4.sub(v128.load(pd + p), f32x4.mul(vexp(v128.load(py + p)), s)));
+  }
+  if (i < cols) {
+    const p = <usize>i << 2;
+    storePart(po + p, f32x4.sub(loadPart(pd + p, cols - i), f32x4.mul(vexp(loadPart(py + p, cols - i)), s)), cols - i);
   }
 }
 

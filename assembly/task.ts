@@ -13,7 +13,7 @@
 //   T_WHERE    c sc a sa b sb out               units = elements
 //   T_FILL     out bits                         units = elements
 //   T_REDUCE   op x out len inner               units = rows of the outer dim
-//   T_SOFTMAX  x out cols logMode               units = rows
+//   T_SOFTMAX  x out cols mode [dy]             units = rows; mode 1 log, 2 backward (x = y, then dy)
 //   T_STRIDED  which(0 binary, 1 where, 2 copy) op p0 p1 p2 out desc[31]
 //                                               units = the descriptor's first dim
 //   T_CONV     the 20 words of a conv descriptor (assembly/conv.ts)
@@ -31,7 +31,7 @@ import { matmul } from './matmul';
 import { fusedRange, TILE } from './fused';
 import { unaryRun, binaryRun, whereRun, fillRun } from './ops';
 import { reduceAxis } from './reduce';
-import { softmaxRows } from './softmax';
+import { softmaxBackwardRows, softmaxRows } from './softmax';
 import { layerNormRows, NORM_BACKWARD } from './norm';
 import { binaryStrided, whereStrided, copyStrided, DESC_WORDS } from './strided';
 import { conv } from './conv';
@@ -95,7 +95,11 @@ export function runTask(rec: usize, u0: i32, u1: i32, scratch: usize): i32 {
     }
     case T_SOFTMAX: {
       const cols = arg(rec, 2);
-      softmaxRows(off(arg(rec, 0), u0, cols), off(arg(rec, 1), u0, cols), n, cols, arg(rec, 3));
+      const mode = arg(rec, 3);
+      if ((mode & 2) != 0)
+        softmaxBackwardRows(off(arg(rec, 0), u0, cols), off(arg(rec, 4), u0, cols), off(arg(rec, 1), u0, cols), n, cols,
+          mode & 1);
+      else softmaxRows(off(arg(rec, 0), u0, cols), off(arg(rec, 1), u0, cols), n, cols, mode);
       return 0;
     }
     case T_STRIDED: {

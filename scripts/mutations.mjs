@@ -183,9 +183,8 @@ const MUTATIONS = [
   {
     name: 'task-softmax-rows-shifted',
     file: 'assembly/task.ts',
-    find: 'softmaxRows(off(arg(rec, 0), u0, cols), off(arg(rec, 1), u0, cols), n, cols, arg(rec, 3));',
-    replace:
-      'softmaxRows(off(arg(rec, 0), u0 > 0 ? u0 - 1 : 0, cols), off(arg(rec, 1), u0, cols), n, cols, arg(rec, 3));',
+    find: 'else softmaxRows(off(arg(rec, 0), u0, cols), off(arg(rec, 1), u0, cols), n, cols, mode);',
+    replace: 'else softmaxRows(off(arg(rec, 0), u0 > 0 ? u0 - 1 : 0, cols), off(arg(rec, 1), u0, cols), n, cols, mode);',
     tests: ['test/workers.test.ts'],
     rebuild: 'wasm',
     wasmTargets: ['shared', 'relaxed-shared'],
@@ -235,6 +234,24 @@ const MUTATIONS = [
     tests: ['test/webgpu.test.ts'],
     grep: 'blocked',
     why: "the filter gradient's slice sums leave out the second slice",
+  },
+  {
+    name: 'task-softmax-backward-dy-not-offset',
+    file: 'assembly/task.ts',
+    find: 'softmaxBackwardRows(off(arg(rec, 0), u0, cols), off(arg(rec, 4), u0, cols),',
+    replace: 'softmaxBackwardRows(off(arg(rec, 0), u0, cols), off(arg(rec, 4), 0, cols),',
+    tests: ['test/workers.test.ts'],
+    rebuild: 'wasm',
+    wasmTargets: ['shared', 'relaxed-shared'],
+    why: "softmax-gradient chunks after the first read the first rows' cotangent",
+  },
+  {
+    name: 'softmax-grad-vjp-drops-a-term',
+    file: 'src/ops/defs/linalg.ts',
+    find: ': o.sub(o.mul(u, o.sub(g, S(o.mul(g, y)))), o.mul(g, S(o.mul(u, y))));',
+    replace: ': o.mul(u, o.sub(g, S(o.mul(g, y))));',
+    tests: ['test/op-derivatives.test.ts'],
+    why: "softmaxGrad's y-cotangent (second order through softmax) without its cross term",
   },
   {
     name: 'partition-merges-dependent-levels',

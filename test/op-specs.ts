@@ -594,6 +594,20 @@ export const specs: Spec[] = [
       return (x) => o.logSoftmax(x, axis);
     },
   },
+  // softmax's and logSoftmax's backward from (y, g), along any axis
+  ...(['softmaxGrad', 'logSoftmaxGrad'] as const).map(
+    (name): Spec => ({
+      name,
+      domains: ['real', 'real'],
+      shapes: shape(3, dim)
+        .filter((s) => s.length > 0)
+        .map((s) => [s, s]),
+      make: ([s], r) => {
+        const attrs = { axis: Math.floor(r() * s.length), log: name === 'logSoftmaxGrad' };
+        return (y, g) => apply('softmaxGrad', [y, g], attrs);
+      },
+    }),
+  ),
   // layer and RMS normalization and their x-cotangent primitive: x [..., d], gamma [d], and beta [d] or ct [..., d]
   ...(['layerNorm', 'rmsNorm', 'layerNormGrad', 'rmsNormGrad'] as const).map(
     (name): Spec => ({

@@ -179,6 +179,8 @@ const WIRED = new Set([
   'softmaxCrossEntropyGrad',
   'softmax',
   'logSoftmax',
+  'softmaxGrad',
+  'logSoftmaxGrad',
   'layerNorm',
   'rmsNorm',
   'layerNormGrad',

@@ -202,7 +202,15 @@ function cases(): { name: string; kinds: Kind[]; run: () => Tensor[] }[] {
       run: () => [wide.sum(1), wide.max(-1), wide.mean(1), wide.min(1)],
     },
     { name: 'reduction over a middle axis', kinds: ['reduce'], run: () => [cube.sum(1)] },
-    { name: 'softmax', kinds: ['softmax'], run: () => [wide.softmax(-1), wide.logSoftmax(-1)] },
+    {
+      name: 'softmax, logSoftmax and their gradients',
+      kinds: ['softmax'],
+      run: () => {
+        const weights = wide.cos();
+        const loss = (t: Tensor) => t.softmax(-1).mul(weights).sum().add(t.logSoftmax(-1).mul(weights).sum());
+        return [wide.softmax(-1), wide.logSoftmax(-1), grad(loss)(wide)];
+      },
+    },
     {
       name: 'layer and RMS normalization and their gradients',
       kinds: ['norm'],

@@ -479,33 +479,44 @@ function matmulBatchWords(
   return w;
 }
 
+/**
+ * Softmax and logSoftmax over rows (mode 0 / 1), and their backward from (y, g) (softmaxGrad:
+ * mode 2 / 3). Another axis than the last moves last with strided copies around the row kernel.
+ */
 const softmaxFamily: KernelBuilder = (n, ctx) => {
   const x = n.inputs[0];
   const axis = n.attrs.axis as number;
   const cols = x.shape[axis];
   const rows = sizeOf(x.shape) / Math.max(1, cols);
   if (sizeOf(x.shape) === 0) return null;
-  const [ix, out] = [ctx.at(x), ctx.at(n)];
-  const log = n.op === 'logSoftmax';
+  const backward = n.op === 'softmaxGrad';
+  const log = backward ? n.attrs.log === true : n.op === 'logSoftmax';
+  const mode = (log ? 1 : 0) | (backward ? 2 : 0);
+  const ins = n.inputs.map((t) => ctx.at(t));
+  const out = ctx.at(n);
+  const rowKernel = (p: PtrTable, y: number, o: number, g: number) =>
+    backward
+      ? ctx.k.softmaxBackward(p[y], p[g], p[o], rows, cols, log)
+      : ctx.k.softmax(p[y], p[o], rows, cols, log);
   if (axis !== x.shape.length - 1) {
-    // Another axis: move it last with a strided copy, run the row kernel, move it back.
     const perm = [...x.shape.keys()].filter((i) => i !== axis).concat(axis);
     const inv = perm.map((_, i) => perm.indexOf(i));
     const moved = perm.map((q) => x.shape[q]);
-    const tmp = ctx.temp(sizeOf(x.shape));
-    const tmp2 = ctx.temp(sizeOf(x.shape));
+    const tmps = [...ins, out].map(() => ctx.temp(sizeOf(x.shape)));
     return (p) => {
-      ctx.k.transpose(p[ix], x.shape, perm, p[tmp]);
-      ctx.k.softmax(p[tmp], p[tmp2], rows, cols, log);
-      ctx.k.transpose(p[tmp2], moved, inv, p[out]);
+      ins.forEach((i, j) => {
+        ctx.k.transpose(p[i], x.shape, perm, p[tmps[j]]);
+      });
+      rowKernel(p, tmps[0], tmps[tmps.length - 1], tmps[1]);
+      ctx.k.transpose(p[tmps[tmps.length - 1]], moved, inv, p[out]);
     };
   }
   return withPar(
-    (p) => ctx.k.softmax(p[ix], p[out], rows, cols, log),
+    (p) => rowKernel(p, ins[0], out, ins[1]),
     {
       kind: TaskKind.softmax,
       units: rows,
-      args: [{ slot: ix }, { slot: out }, cols, log ? 1 : 0],
+      args: [{ slot: ins[0] }, { slot: out }, cols, mode, ...(backward ? [{ slot: ins[1] }] : [])],
       grain: 1,
       cost: rows * cols * 3,
     },
@@ -590,6 +601,7 @@ export const wasmKernels: Record<string, KernelBuilder> = {
   matmul,
   softmax: softmaxFamily,
   logSoftmax: softmaxFamily,
+  softmaxGrad: softmaxFamily,
   softmaxCrossEntropy,
   softmaxCrossEntropyGrad,
   layerNorm,

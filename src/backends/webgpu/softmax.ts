@@ -1,6 +1,7 @@
 /**
- * WebGPU softmax family: softmax and logSoftmax over any axis, and the fused cross-entropy
- * primitives (softmaxCrossEntropy, softmaxCrossEntropyGrad) over the last axis with int32 labels.
+ * WebGPU softmax family: softmax and logSoftmax over any axis and their backward (softmaxGrad),
+ * and the fused cross-entropy primitives (softmaxCrossEntropy, softmaxCrossEntropyGrad) over the
+ * last axis with int32 labels.
  *
  * A "lane" is the 1-D run of `cols` values along the axis: lane r starts at
  * (r / inner)·cols·inner + r % inner with stride `inner` (inner = 1 for the last axis), so a
@@ -24,7 +25,7 @@ import { fillWords, fits } from './matmul';
 
 const NAN_BITS = 0x7fc00000;
 
-type Kind = 'softmax' | 'xent' | 'xentGrad';
+type Kind = 'softmax' | 'xent' | 'xentGrad' | 'grad';
 type Shape = 'thread' | 'group';
 
 /** Lanes per workgroup in the per-invocation shape; invocations per lane in the per-workgroup shape. */
@@ -41,8 +42,10 @@ fn laneBase(r: u32) -> u32 { return (r / u.inner) * u.cols * u.inner + r % u.inn
 
 function bindings(kind: Kind): string {
   const b = ['@group(0) @binding(0) var<storage, read> X: array<f32>;'];
-  if (kind !== 'softmax') b.push('@group(0) @binding(1) var<storage, read> L: array<i32>;');
-  if (kind === 'xentGrad') b.push('@group(0) @binding(2) var<storage, read> G: array<f32>;');
+  if (kind === 'xent' || kind === 'xentGrad')
+    b.push('@group(0) @binding(1) var<storage, read> L: array<i32>;');
+  if (kind !== 'softmax' && kind !== 'xent')
+    b.push(`@group(0) @binding(${b.length}) var<storage, read> G: array<f32>;`);
   b.push(`@group(0) @binding(${b.length}) var<storage, read_write> Y: array<f32>;`);
   b.push(`@group(0) @binding(${b.length}) var<uniform> u: U;`);
   return b.join('\n');
@@ -53,7 +56,7 @@ function bindings(kind: Kind): string {
  * `i` (all of them, or this invocation's share). Cross-entropy writes one value per lane, from
  * the invocation where `first` holds.
  */
-function outputPass(kind: Kind, loop: string, first: string): string {
+function outputPass(kind: Exclude<Kind, 'grad'>, loop: string, first: string): string {
   switch (kind) {
     case 'softmax':
       return `  let ls = log(s);
@@ -79,7 +82,7 @@ function outputPass(kind: Kind, loop: string, first: string): string {
   }
 }
 
-function threadWgsl(kind: Kind): string {
+function threadWgsl(kind: Exclude<Kind, 'grad'>): string {
   return `// adjoint ${kind}, one invocation per lane
 ${COMMON}
 ${bindings(kind)}
@@ -103,7 +106,7 @@ ${outputPass(kind, 'for (var i = 0u; i < u.cols; i++)', 'true')}
 `;
 }
 
-function groupWgsl(kind: Kind): string {
+function groupWgsl(kind: Exclude<Kind, 'grad'>): string {
   return `// adjoint ${kind}, one workgroup per lane
 ${COMMON}
 ${bindings(kind)}
@@ -147,6 +150,66 @@ ${outputPass(kind, `for (var i = li; i < u.cols; i += ${GROUP}u)`, 'li == 0u')}
 `;
 }
 
+/**
+ * softmaxGrad: X is the forward output y, G the output cotangent g; per lane s = Σ g·y (Σ g for
+ * logSoftmax), then y·(g - s) or g - exp(y)·s.
+ */
+function gradTerm(i: string): string {
+  return `select(G[base + ${i} * u.inner] * X[base + ${i} * u.inner], G[base + ${i} * u.inner], u.log == 1u)`;
+}
+
+function gradOutput(loop: string): string {
+  return `  ${loop} {
+    let at = base + i * u.inner;
+    if (u.log == 1u) { Y[at] = G[at] - exp(X[at]) * s; } else { Y[at] = X[at] * (G[at] - s); }
+  }`;
+}
+
+function gradThreadWgsl(): string {
+  return `// adjoint softmaxGrad, one invocation per lane
+${COMMON}
+${bindings('grad')}
+
+@compute @workgroup_size(${LANES_PER_GROUP}, 1, 1)
+fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+        @builtin(local_invocation_index) li: u32) {
+  let r = (wid.y * nwg.x + wid.x) * ${LANES_PER_GROUP}u + li;
+  if (r >= u.rows) { return; }
+  let base = laneBase(r);
+  var s = 0.0;
+  for (var i = 0u; i < u.cols; i++) { s += ${gradTerm('i')}; }
+${gradOutput('for (var i = 0u; i < u.cols; i++)')}
+}
+`;
+}
+
+function gradGroupWgsl(): string {
+  return `// adjoint softmaxGrad, one workgroup per lane
+${COMMON}
+${bindings('grad')}
+
+var<workgroup> red: array<f32, ${GROUP}>;
+
+@compute @workgroup_size(${GROUP}, 1, 1)
+fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+        @builtin(local_invocation_index) li: u32) {
+  let r = wid.y * nwg.x + wid.x;
+  if (r >= u.rows) { return; }
+  let base = laneBase(r);
+  var part = 0.0;
+  for (var i = li; i < u.cols; i += ${GROUP}u) { part += ${gradTerm('i')}; }
+  red[li] = part;
+  workgroupBarrier();
+  for (var h = ${GROUP / 2}u; h > 0u; h >>= 1u) {
+    if (li < h) { red[li] = red[li] + red[li + h]; }
+    workgroupBarrier();
+  }
+  let s = red[0];
+${gradOutput(`for (var i = li; i < u.cols; i += ${GROUP}u)`)}
+}
+`;
+}
+
 const sources = new Map<string, string>();
 
 /** The WGSL of one kernel (memoized: the backend caches pipelines by source). */
@@ -154,7 +217,8 @@ export function softmaxWgsl(kind: Kind, shape: Shape): string {
   const key = `${kind}/${shape}`;
   let s = sources.get(key);
   if (!s) {
-    s = shape === 'thread' ? threadWgsl(kind) : groupWgsl(kind);
+    if (kind === 'grad') s = shape === 'thread' ? gradThreadWgsl() : gradGroupWgsl();
+    else s = shape === 'thread' ? threadWgsl(kind) : groupWgsl(kind);
     sources.set(key, s);
   }
   return s;
@@ -232,9 +296,28 @@ const softmaxCrossEntropyGrad: GpuKernelBuilder = (n, ctx) => {
   );
 };
 
+const softmaxGrad: GpuKernelBuilder = (n, ctx) => {
+  const [y, g] = n.inputs;
+  const axis = n.attrs.axis as number;
+  const size = sizeOf(y.shape);
+  if (size === 0) return [];
+  const cols = y.shape[axis];
+  const inner = sizeOf(y.shape.slice(axis + 1));
+  return rowDispatch(
+    'grad',
+    [ctx.at(y), ctx.at(g), ctx.at(n)],
+    size / cols,
+    cols,
+    inner,
+    n.attrs.log === true,
+    ctx.limits,
+  );
+};
+
 export const softmaxKernels: Record<string, GpuKernelBuilder> = {
   softmax,
   logSoftmax: softmax,
+  softmaxGrad,
   softmaxCrossEntropy,
   softmaxCrossEntropyGrad,
 };

@@ -1,6 +1,6 @@
 /** Batched matmul with transpose flags on the last two axes, and the softmax family. */
 import { DTypeError, ShapeError } from '../../errors';
-import { broadcastShapes, fmt, sizeOf, stridesOf } from '../../shape';
+import { broadcastShapes, fmt, shapeEq, sizeOf, stridesOf } from '../../shape';
 import type { Attrs, Tensor } from '../../tensor';
 import * as o from '../api';
 import { axisRule, batchFirst, moveBatch } from '../batching';
@@ -143,8 +143,8 @@ defineOp({
   kind: 'other',
   infer: ([x]) => ({ shape: x.shape, dtype: x.dtype }),
   reference: ([x], attrs) => softmaxRef(x.data, x.shape, axisOf(attrs), false),
-  jvp: ([t], _x, y, attrs) => (t ? o.mul(y, o.sub(t, o.sum(o.mul(y, t), axisOf(attrs), true))) : null),
-  vjp: (ct, _x, y, attrs) => [o.mul(y, o.sub(ct, o.sum(o.mul(ct, y), axisOf(attrs), true)))],
+  jvp: ([t], _x, y, attrs) => (t ? softmaxGrad(y, t, attrs, false) : null),
+  vjp: (ct, _x, y, attrs) => [softmaxGrad(y, ct, attrs, false)],
   batch: axisRule('softmax'),
 });
 
@@ -154,8 +154,73 @@ defineOp({
   infer: ([x]) => ({ shape: x.shape, dtype: x.dtype }),
   reference: ([x], attrs) => softmaxRef(x.data, x.shape, axisOf(attrs), true),
   jvp: ([t], _x, y, attrs) => (t ? o.sub(t, o.sum(o.mul(o.exp(y), t), axisOf(attrs), true)) : null),
-  vjp: (ct, _x, y, attrs) => [o.sub(ct, o.mul(o.exp(y), o.sum(ct, axisOf(attrs), true)))],
+  vjp: (ct, _x, y, attrs) => [softmaxGrad(y, ct, attrs, true)],
   batch: axisRule('logSoftmax'),
+});
+
+const softmaxGrad = (y: Tensor, ct: Tensor, attrs: Attrs, log: boolean) =>
+  apply('softmaxGrad', [y, ct], { axis: axisOf(attrs), log });
+
+/**
+ * The input cotangent of softmax from its output y and output cotangent g along `axis`:
+ * y · (g - Σ g·y), or for logSoftmax (y its output) g - exp(y) · Σ g. Also softmax's tangent
+ * (the map is linear in g and symmetric). One primitive so backends run it as one pass over y and
+ * g (the composite made three); its rules are written with ops.
+ */
+defineOp({
+  name: 'softmaxGrad',
+  kind: 'other',
+  infer: ([y, g]) => {
+    if (y.dtype !== 'float32' || g.dtype !== 'float32')
+      throw new DTypeError(`softmaxGrad: operands must be float32, got ${y.dtype} and ${g.dtype}`);
+    if (!shapeEq(y.shape, g.shape))
+      throw new ShapeError(`softmaxGrad: y ${fmt(y.shape)} and g ${fmt(g.shape)} must have one shape`);
+    return { shape: y.shape, dtype: 'float32' };
+  },
+  reference: ([y, g], attrs) => {
+    const out = new Float64Array(y.data.length);
+    lanes(y.shape, axisOf(attrs), (base, st, len) => {
+      let s = 0;
+      for (let i = 0; i < len; i++) s += g.data[base + i * st] * (attrs.log ? 1 : y.data[base + i * st]);
+      for (let i = 0; i < len; i++) {
+        const at = base + i * st;
+        out[at] = attrs.log ? g.data[at] - Math.exp(y.data[at]) * s : y.data[at] * (g.data[at] - s);
+      }
+    });
+    return out;
+  },
+  // softmax: f = y·(g - S(g·y)) with S the sum along the axis; log: f = g - exp(y)·S(g)
+  jvp: ([ty, tg], [y, g], _f, attrs) => {
+    if (!ty && !tg) return null;
+    const S = (t: Tensor) => o.sum(t, axisOf(attrs), true);
+    const terms: Tensor[] = [];
+    if (tg) terms.push(apply('softmaxGrad', [y, tg], attrs));
+    if (ty)
+      terms.push(
+        attrs.log
+          ? o.neg(o.mul(o.mul(o.exp(y), ty), S(g)))
+          : o.sub(o.mul(ty, o.sub(g, S(o.mul(g, y)))), o.mul(y, S(o.mul(g, ty)))),
+      );
+    return terms.length === 2 ? o.add(terms[0], terms[1]) : terms[0];
+  },
+  vjp: (u, [y, g], _f, attrs, needed) => {
+    const S = (t: Tensor) => o.sum(t, axisOf(attrs), true);
+    let gy: Tensor | null = null;
+    if (needed?.[0] !== false)
+      gy = attrs.log
+        ? o.neg(o.mul(o.mul(u, o.exp(y)), S(g)))
+        : o.sub(o.mul(u, o.sub(g, S(o.mul(g, y)))), o.mul(g, S(o.mul(u, y))));
+    // the cotangent of g: the transpose of the map g -> f (softmax's is itself)
+    const gg = attrs.log ? o.sub(u, S(o.mul(u, o.exp(y)))) : apply('softmaxGrad', [y, u], attrs);
+    return [gy, needed?.[1] === false ? null : gg];
+  },
+  batch: ([y, g], [dy, dg], attrs, _f, size) => [
+    apply('softmaxGrad', [moveBatch(y, dy, 0, size), moveBatch(g, dg, 0, size)], {
+      ...attrs,
+      axis: axisOf(attrs) + 1,
+    }),
+    0,
+  ],
 });
 
 /**
