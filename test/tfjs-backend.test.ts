@@ -5,7 +5,7 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { shutdown } from '../src/index';
+import { init, memoryStats, shutdown } from '../src/index';
 import { registerTfjsBackend, TfjsBackendError, tfjsKernelNames } from '../src/tfjs/index';
 
 beforeAll(async () => {
@@ -106,6 +106,57 @@ describe('adjoint as a TensorFlow.js backend', () => {
     const eager = f();
     await tf.setBackend('adjoint');
     expect(eager).toEqual(lazy);
+  });
+
+  it('runs on a worker pool as the README shows (threads 2): a layers model trains to the same bits as on one thread', async () => {
+    const run = async () => {
+      const m = tf.sequential();
+      m.add(
+        tf.layers.dense({
+          units: 64,
+          activation: 'relu',
+          inputShape: [32],
+          kernelInitializer: tf.initializers.glorotUniform({ seed: 1 }),
+        }),
+      );
+      m.add(
+        tf.layers.dense({
+          units: 4,
+          activation: 'softmax',
+          kernelInitializer: tf.initializers.glorotUniform({ seed: 2 }),
+        }),
+      );
+      m.compile({ optimizer: tf.train.sgd(0.1), loss: 'categoricalCrossentropy' });
+      const x = tf.tensor2d(
+        Float32Array.from({ length: 512 * 32 }, (_, i) => Math.sin(i * 0.37)),
+        [512, 32],
+      );
+      const y = tf.oneHot(
+        tf.tensor1d(
+          Int32Array.from({ length: 512 }, (_, i) => i % 4),
+          'int32',
+        ),
+        4,
+      );
+      const h = await m.fit(x, y, { epochs: 2, batchSize: 128, shuffle: false, verbose: 0 });
+      const p = m.predict(x) as tf.Tensor;
+      const out = Array.from(await p.data());
+      tf.dispose([x, y, p]);
+      m.dispose();
+      return { loss: h.history.loss as number[], out };
+    };
+    const one = await run();
+    await init({ threads: 2 });
+    try {
+      expect(memoryStats().threads).toBe(2);
+      const two = await run();
+      expect(memoryStats().workers).toBeGreaterThan(0);
+      expect(two.loss).toEqual(one.loss);
+      expect(two.out).toEqual(one.out);
+      expect(one.loss[1]).toBeLessThan(one.loss[0]);
+    } finally {
+      await init({ threads: 1 });
+    }
   });
 
   it("gives TF.js's 'not registered' error for a kernel it does not provide (no fallback)", () => {
