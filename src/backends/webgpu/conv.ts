@@ -138,6 +138,12 @@ struct U {
 }
 fn index(wid: vec3<u32>, nwg: vec3<u32>, li: u32) -> u32 { return (wid.y * nwg.x + wid.x) * 64u + li; }`;
 
+/** The entry point of a blocked module, up to the invocation index o (each module checks its own range). */
+const BLOCK_MAIN = `@compute @workgroup_size(64, 1, 1)
+fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+        @builtin(local_invocation_index) li: u32) {
+  let o = index(wid, nwg, li);`;
+
 function blockBindings(a: 'f32' | 'vec4<f32>'): string {
   return `@group(0) @binding(0) var<storage, read> A: array<${a}>;
 @group(0) @binding(1) var<storage, read> B: array<vec4<f32>>;
@@ -149,10 +155,7 @@ export const CONV_Y4_WGSL = /* wgsl */ `// adjoint conv2d, 4 pixels x 4 output c
 ${BLOCK_HEAD}
 ${blockBindings('f32')}
 
-@compute @workgroup_size(64, 1, 1)
-fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
-        @builtin(local_invocation_index) li: u32) {
-  let o = index(wid, nwg, li);
+${BLOCK_MAIN}
   if (o >= u.total) { return; }
   let c4 = u.Cout / 4u;
   let owBlocks = (u.OW + 3u) / 4u;
@@ -192,10 +195,7 @@ export const CONV_DX4_WGSL = /* wgsl */ `// adjoint conv2dBackpropInput, 4 input
 ${BLOCK_HEAD}
 ${blockBindings('vec4<f32>')}
 
-@compute @workgroup_size(64, 1, 1)
-fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
-        @builtin(local_invocation_index) li: u32) {
-  let o = index(wid, nwg, li);
+${BLOCK_MAIN}
   if (o >= u.total) { return; }
   let ci4 = u.Cin / 4u;
   let c4 = u.Cout / 4u;
@@ -231,10 +231,7 @@ export const CONV_DW4_WGSL = /* wgsl */ `// adjoint conv2dBackpropFilter, 4 inpu
 ${BLOCK_HEAD}
 ${blockBindings('vec4<f32>')}
 
-@compute @workgroup_size(64, 1, 1)
-fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
-        @builtin(local_invocation_index) li: u32) {
-  let o = index(wid, nwg, li);
+${BLOCK_MAIN}
   if (o >= u.total * u.slices) { return; }
   let s = o / u.total;
   let e = o % u.total;
