@@ -184,7 +184,8 @@ const MUTATIONS = [
     name: 'task-softmax-rows-shifted',
     file: 'assembly/task.ts',
     find: 'else softmaxRows(off(arg(rec, 0), u0, cols), off(arg(rec, 1), u0, cols), n, cols, mode);',
-    replace: 'else softmaxRows(off(arg(rec, 0), u0 > 0 ? u0 - 1 : 0, cols), off(arg(rec, 1), u0, cols), n, cols, mode);',
+    replace:
+      'else softmaxRows(off(arg(rec, 0), u0 > 0 ? u0 - 1 : 0, cols), off(arg(rec, 1), u0, cols), n, cols, mode);',
     tests: ['test/workers.test.ts'],
     rebuild: 'wasm',
     wasmTargets: ['shared', 'relaxed-shared'],
