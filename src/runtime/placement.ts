@@ -63,7 +63,9 @@ export function workOf(n: GNode): number {
     case 'logSoftmax':
     case 'softmaxCrossEntropy':
     case 'softmaxCrossEntropyGrad':
+    case 'softmaxGrad':
     case 'layerNorm':
+    case 'layerNormGrad':
       return 5 * sizeOf(n.inputs[0].shape);
     default:
       return out;
