@@ -228,6 +228,15 @@ const MUTATIONS = [
     why: "the blocked filter gradient's fourth input channel multiplies the third's values",
   },
   {
+    name: 'wgsl-conv-dx4-ignores-stride',
+    file: 'src/backends/webgpu/conv.ts',
+    find: 'ok[j] = w0 + j < i32(u.W) && b >= 0 && b % u.sw == 0 && b / u.sw < i32(u.OW);',
+    replace: 'ok[j] = w0 + j < i32(u.W) && b >= 0 && b / u.sw < i32(u.OW);',
+    tests: ['test/webgpu.test.ts'],
+    grep: 'blocked',
+    why: 'the blocked input gradient takes taps that fall between strided output positions',
+  },
+  {
     name: 'wgsl-conv-slices-skip-one',
     file: 'src/backends/webgpu/conv.ts',
     find: '  for (var s = 1u; s < u.slices; s++) { acc += P[s * u.count + i]; }',

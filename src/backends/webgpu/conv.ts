@@ -122,7 +122,8 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
  * vec4 loads of the channel-contiguous operands and a 4×4 block of results per invocation, so
  * each load feeds four multiply-adds instead of one:
  * - y: 4 output pixels along ow × 4 output channels (x scalar, w and y vec4);
- * - dx: 4 input channels (one pixel) from vec4 dot products over the output channels of dy and w;
+ * - dx: 4 pixels along w × 4 input channels, from vec4 dot products over the output channels
+ *   of dy and w;
  * - dw: 4 input × 4 output channels of one tap, over a slice of the output positions; with
  *   several slices (few results, many positions) each writes its partial sums and a second
  *   dispatch adds them in slice order, so results do not depend on the GPU's scheduling.
@@ -191,7 +192,7 @@ ${BLOCK_MAIN}
 }
 `;
 
-export const CONV_DX4_WGSL = /* wgsl */ `// adjoint conv2dBackpropInput, 4 input channels an invocation
+export const CONV_DX4_WGSL = /* wgsl */ `// adjoint conv2dBackpropInput, 4 pixels x 4 input channels an invocation
 ${BLOCK_HEAD}
 ${blockBindings('vec4<f32>')}
 
@@ -199,31 +200,45 @@ ${BLOCK_MAIN}
   if (o >= u.total) { return; }
   let ci4 = u.Cin / 4u;
   let c4 = u.Cout / 4u;
+  let wBlocks = (u.W + 3u) / 4u;
   let ci = (o % ci4) * 4u;
   let p = o / ci4;
-  let w = i32(p % u.W);
-  let q = p / u.W;
+  let w0 = i32(p % wBlocks) * 4;
+  let q = p / wBlocks;
   let h = i32(q % u.H);
   let n = q / u.H;
   let g = ci / u.cinG;
   let cl = ci - g * u.cinG;
-  var acc = vec4<f32>(0.0);
+  var acc: array<vec4<f32>, 4>;
   for (var kh = 0u; kh < u.KH; kh++) {
     let a = h + u.pt - i32(kh) * u.dh;
     if (a < 0 || a % u.sh != 0 || a / u.sh >= i32(u.OH)) { continue; }
     for (var kw = 0u; kw < u.KW; kw++) {
-      let b = w + u.pl - i32(kw) * u.dw;
-      if (b < 0 || b % u.sw != 0 || b / u.sw >= i32(u.OW)) { continue; }
-      let yb = ((n * u.OH + u32(a / u.sh)) * u.OW + u32(b / u.sw)) * c4 + g * u.coutG / 4u;
+      // the output position each pixel reads (if any): whole and in range
+      var yb: array<u32, 4>;
+      var ok: array<bool, 4>;
+      for (var j = 0; j < 4; j++) {
+        let b = w0 + j + u.pl - i32(kw) * u.dw;
+        ok[j] = w0 + j < i32(u.W) && b >= 0 && b % u.sw == 0 && b / u.sw < i32(u.OW);
+        let ow = u32(clamp(b / u.sw, 0, i32(u.OW) - 1));
+        yb[j] = ((n * u.OH + u32(a / u.sh)) * u.OW + ow) * c4 + g * u.coutG / 4u;
+      }
       let wb = ((kh * u.KW + kw) * u.cinG + cl) * c4 + g * u.coutG / 4u;
       for (var co = 0u; co < u.coutG / 4u; co++) {
-        let dy = A[yb + co];
-        acc += vec4<f32>(dot(dy, B[wb + co]), dot(dy, B[wb + c4 + co]), dot(dy, B[wb + 2u * c4 + co]),
-                         dot(dy, B[wb + 3u * c4 + co]));
+        let w0v = B[wb + co];
+        let w1v = B[wb + c4 + co];
+        let w2v = B[wb + 2u * c4 + co];
+        let w3v = B[wb + 3u * c4 + co];
+        for (var j = 0; j < 4; j++) {
+          let dy = select(vec4<f32>(0.0), A[yb[j] + co], ok[j]);
+          acc[j] += vec4<f32>(dot(dy, w0v), dot(dy, w1v), dot(dy, w2v), dot(dy, w3v));
+        }
       }
     }
   }
-  Y[o] = acc;
+  for (var j = 0; j < 4; j++) {
+    if (w0 + j < i32(u.W)) { Y[((n * u.H + u32(h)) * u.W + u32(w0 + j)) * ci4 + ci / 4u] = acc[j]; }
+  }
 }
 `;
 
@@ -423,7 +438,7 @@ function blocked(n: GNode, ctx: Parameters<GpuKernelBuilder>[1], g: ConvGeo): Gp
   }
   if (!four(g.cinG, g.coutG)) return null;
   if (mode === ConvMode.conv2dBackpropInput) {
-    const total = g.N * g.H * g.W * (g.Cin / 4);
+    const total = g.N * g.H * Math.ceil(g.W / 4) * (g.Cin / 4);
     return [
       {
         wgsl: CONV_DX4_WGSL,
