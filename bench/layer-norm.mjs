@@ -10,6 +10,8 @@
 //   npm run build && node bench/layer-norm.mjs [--reps 20] [--shapes 2048x512,512x768]
 import { createRequire } from 'node:module';
 import path from 'node:path';
+import { uniform } from './lib/data.mjs';
+import { measure, median } from './lib/measure.mjs';
 
 const arg = (name, fallback) => {
   const i = process.argv.indexOf(`--${name}`);
@@ -30,25 +32,19 @@ wasm.setWasmPaths(`${path.dirname(require.resolve('@tensorflow/tfjs-backend-wasm
 await tf.setBackend('wasm');
 await tf.ready();
 
-function data(n, seed) {
-  let s = seed >>> 0;
-  return Float32Array.from({ length: n }, () => {
-    s = (s * 1664525 + 1013904223) >>> 0;
-    return (s / 2 ** 32) * 4 - 2;
-  });
-}
-
+/** Median and min of --reps timed runs after warm-up (at least 3 runs and 0.3 s). */
 async function time(run) {
-  const t0 = performance.now();
-  for (let i = 0; i < 3 || performance.now() - t0 < 300; i++) await run();
-  const ts = [];
-  for (let i = 0; i < reps; i++) {
-    const t = performance.now();
-    await run();
-    ts.push(performance.now() - t);
-  }
-  ts.sort((a, b) => a - b);
-  return { med: ts[Math.floor(ts.length / 2)], min: ts[0] };
+  const { times } = await measure(run, {
+    warmupRuns: 3,
+    warmupMs: 300,
+    minReps: reps,
+    maxReps: reps,
+    budgetMs: 0,
+    hardCapMs: Number.POSITIVE_INFINITY,
+    slowMs: Number.POSITIVE_INFINITY,
+    checkRuns: 0,
+  });
+  return { med: median(times), min: Math.min(...times) };
 }
 
 const composite = (x, g, b) => {
@@ -67,7 +63,12 @@ const tfNorm = (x, g, b) => {
 
 const rows = [];
 for (const [n, d] of shapes) {
-  const [xs, gs, bs, ws] = [data(n * d, 1), data(d, 2), data(d, 3), data(n * d, 4)];
+  const [xs, gs, bs, ws] = [
+    uniform(n * d, 1, -2, 2),
+    uniform(d, 2, -2, 2),
+    uniform(d, 3, -2, 2),
+    uniform(n * d, 4, -2, 2),
+  ];
   const [x, g, b, w] = [
     A.tensor(xs, { shape: [n, d] }),
     A.tensor(gs),

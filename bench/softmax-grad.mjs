@@ -17,10 +17,10 @@ const shapes = String(arg('shapes', '4096x128,1024x1024'))
   .split(',')
   .map((s) => s.split('x').map(Number));
 
+import { median } from './lib/measure.mjs';
+
 const A = await import('../dist/index.js');
 await A.init({ backend: 'wasm', threads: 1 });
-
-const median = (xs) => [...xs].sort((a, b) => a - b)[xs.length >> 1];
 
 console.log(
   `softmax backward, one thread, ${rounds} rounds; times are medians; ratio = composite ÷ primitive`,

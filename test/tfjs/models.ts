@@ -47,31 +47,15 @@ export function mlp(tf: TF, hidden: number[] = [64]): unknown {
 
 /**
  * A small CNN: conv 5×5 (stride 2) → max pool 2×2 → dense 10, small enough for tfjs-backend-cpu
- * (whose convolutions are slow) to train in seconds. `big` gives the benchmark's CNN instead:
- * conv 3×3×32 → pool → conv 3×3×64 → pool → dense 128 → dense 10.
+ * (whose convolutions are slow) to train in seconds.
  */
-export function cnn(tf: TF, big = false): unknown {
+export function cnn(tf: TF): unknown {
   const m = tf.sequential();
-  if (big) {
-    m.add(tf.layers.conv2d({ inputShape: [28, 28, 1], filters: 32, kernelSize: 3, activation: 'relu' }));
-    m.add(tf.layers.maxPooling2d({ poolSize: 2 }));
-    m.add(tf.layers.conv2d({ filters: 64, kernelSize: 3, activation: 'relu' }));
-    m.add(tf.layers.maxPooling2d({ poolSize: 2 }));
-    m.add(tf.layers.flatten());
-    m.add(tf.layers.dense({ units: 128, activation: 'relu' }));
-  } else {
-    m.add(
-      tf.layers.conv2d({
-        inputShape: [28, 28, 1],
-        filters: 4,
-        kernelSize: 5,
-        strides: 2,
-        activation: 'relu',
-      }),
-    );
-    m.add(tf.layers.maxPooling2d({ poolSize: 2 }));
-    m.add(tf.layers.flatten());
-  }
+  m.add(
+    tf.layers.conv2d({ inputShape: [28, 28, 1], filters: 4, kernelSize: 5, strides: 2, activation: 'relu' }),
+  );
+  m.add(tf.layers.maxPooling2d({ poolSize: 2 }));
+  m.add(tf.layers.flatten());
   m.add(tf.layers.dense({ units: 10, activation: 'softmax' }));
   return m;
 }

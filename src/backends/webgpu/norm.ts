@@ -10,7 +10,7 @@
 import { sizeOf } from '../../shape';
 import { type GpuDispatch, type GpuKernelBuilder, grid } from './kernel';
 import { fits } from './matmul';
-import { valueBits } from './wgsl';
+import { groupSumWgsl, valueBits } from './wgsl';
 
 const ROWS_PER_GROUP = 64;
 const GROUP = 128;
@@ -65,19 +65,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
 const WORKGROUP = /* wgsl */ `// adjoint layerNorm, one workgroup per row
 ${HEAD}
 
-var<workgroup> red: array<f32, ${GROUP}>;
-
-fn total(li: u32, part: f32) -> f32 {
-  red[li] = part;
-  workgroupBarrier();
-  for (var h = ${GROUP / 2}u; h > 0u; h >>= 1u) {
-    if (li < h) { red[li] = red[li] + red[li + h]; }
-    workgroupBarrier();
-  }
-  let s = red[0];
-  workgroupBarrier();
-  return s;
-}
+${groupSumWgsl(GROUP)}
 
 @compute @workgroup_size(${GROUP}, 1, 1)
 fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
@@ -90,11 +78,11 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
   if ((u.flags & 1u) == 0u) {
     var part = 0.0;
     for (var i = li; i < u.cols; i += ${GROUP}u) { part += X[base + i] - X[base]; }
-    m = X[base] + total(li, part) / n;
+    m = X[base] + groupSum(li, part) / n;
   }
   var sq = 0.0;
   for (var i = li; i < u.cols; i += ${GROUP}u) { let d = X[base + i] - m; sq += d * d; }
-  let k = 1.0 / sqrt(total(li, sq) / n + bitcast<f32>(u.eps));
+  let k = 1.0 / sqrt(groupSum(li, sq) / n + bitcast<f32>(u.eps));
   if ((u.flags & 2u) == 0u) {
     for (var i = li; i < u.cols; i += ${GROUP}u) { Y[base + i] = (X[base + i] - m) * k * G[i] + T[i]; }
     return;
@@ -106,8 +94,8 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
     ph += h;
     phx += h * (X[base + i] - m) * k;
   }
-  let mh = select(total(li, ph) / n, 0.0, (u.flags & 1u) != 0u);
-  let q = total(li, phx) / n;
+  let mh = select(groupSum(li, ph) / n, 0.0, (u.flags & 1u) != 0u);
+  let q = groupSum(li, phx) / n;
   for (var i = li; i < u.cols; i += ${GROUP}u) {
     Y[base + i] = k * (T[base + i] * G[i] - mh - (X[base + i] - m) * k * q);
   }

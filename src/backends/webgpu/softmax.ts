@@ -22,6 +22,7 @@
 import { sizeOf } from '../../shape';
 import { type GpuDispatch, type GpuKernelBuilder, type GpuLimits, grid } from './kernel';
 import { fillWords, fits } from './matmul';
+import { groupSumWgsl } from './wgsl';
 
 const NAN_BITS = 0x7fc00000;
 
@@ -111,7 +112,7 @@ function groupWgsl(kind: Exclude<Kind, 'grad'>): string {
 ${COMMON}
 ${bindings(kind)}
 
-var<workgroup> red: array<f32, ${GROUP}>;
+${groupSumWgsl(GROUP)}
 
 @compute @workgroup_size(${GROUP}, 1, 1)
 fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
@@ -138,13 +139,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
   workgroupBarrier();
   var part = 0.0;
   for (var i = li; i < u.cols; i += ${GROUP}u) { part += exp(X[base + i * u.inner] - m); }
-  red[li] = part;
-  workgroupBarrier();
-  for (var h = ${GROUP / 2}u; h > 0u; h >>= 1u) {
-    if (li < h) { red[li] = red[li] + red[li + h]; }
-    workgroupBarrier();
-  }
-  let s = red[0];
+  let s = groupSum(li, part);
 ${outputPass(kind, `for (var i = li; i < u.cols; i += ${GROUP}u)`, 'li == 0u')}
 }
 `;
@@ -188,7 +183,7 @@ function gradGroupWgsl(): string {
 ${COMMON}
 ${bindings('grad')}
 
-var<workgroup> red: array<f32, ${GROUP}>;
+${groupSumWgsl(GROUP)}
 
 @compute @workgroup_size(${GROUP}, 1, 1)
 fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
@@ -198,13 +193,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
   let base = laneBase(r);
   var part = 0.0;
   for (var i = li; i < u.cols; i += ${GROUP}u) { part += ${gradTerm('i')}; }
-  red[li] = part;
-  workgroupBarrier();
-  for (var h = ${GROUP / 2}u; h > 0u; h >>= 1u) {
-    if (li < h) { red[li] = red[li] + red[li + h]; }
-    workgroupBarrier();
-  }
-  let s = red[0];
+  let s = groupSum(li, part);
 ${gradOutput(`for (var i = li; i < u.cols; i += ${GROUP}u)`)}
 }
 `;

@@ -288,6 +288,27 @@ export class Uniforms {
   }
 }
 
+/**
+ * `var<workgroup> red` and `groupSum(li, part)`: the sum of `part` over a workgroup of `size`
+ * invocations, as a tree in a fixed order (the same bits every run), returned to every invocation.
+ * Call it from uniform control flow.
+ */
+export function groupSumWgsl(size: number): string {
+  return `var<workgroup> red: array<f32, ${size}>;
+
+fn groupSum(li: u32, part: f32) -> f32 {
+  red[li] = part;
+  workgroupBarrier();
+  for (var h = ${size / 2}u; h > 0u; h >>= 1u) {
+    if (li < h) { red[li] = red[li] + red[li + h]; }
+    workgroupBarrier();
+  }
+  let s = red[0];
+  workgroupBarrier();
+  return s;
+}`;
+}
+
 const f32buf = new Float32Array(1);
 const u32view = new Uint32Array(f32buf.buffer);
 

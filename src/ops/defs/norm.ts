@@ -109,11 +109,27 @@ defineOp({
 });
 
 /**
+ * layerNormGrad's derivative pieces at (x, gamma, ct) with value dx: L, and the part through x
+ * for a change or cotangent v of x, -r·(mean(x̂·v)·dx + mean(dx·v)·x̂ + mean(h·x̂)·L(v)) with
+ * h = ct·γ. That map is symmetric, so the same expression is the tangent and the cotangent.
+ */
+function gradParts(x: Tensor, g: Tensor, ct: Tensor, dx: Tensor, attrs: Attrs) {
+  const { xhat, r } = normalized(x, attrs);
+  const L = (v: Tensor) => normalizedTangent(v, xhat, r, attrs);
+  const rowMean = (v: Tensor) => o.mean(v, -1, true);
+  const throughX = (v: Tensor) => {
+    const hx = rowMean(o.mul(o.mul(ct, g), xhat));
+    const sum = o.add(o.mul(rowMean(o.mul(xhat, v)), dx), o.mul(rowMean(o.mul(dx, v)), xhat));
+    return o.neg(o.mul(r, o.add(sum, o.mul(hx, L(v)))));
+  };
+  return { L, throughX };
+}
+
+/**
  * x's cotangent of layerNorm: L(ct · gamma), where L(v) = r · (v - mean(v) - x̂ · mean(x̂ · v))
  * (no mean(v) term for rms) is also the derivative of x̂, and symmetric. Its own primitive so
- * backends run it as one pass (each row of x and ct read once, dx written once). With h = ct·γ and
- * dx this op's value, its tangent is L(t_h) - r·mean(x̂·t_x)·dx - r·mean(h·x̂)·L(t_x) - r·mean(dx·t_x)·x̂,
- * and by L's symmetry x's cotangent for u is -r·mean(u·dx)·x̂ - r·mean(h·x̂)·L(u) - r·mean(u·x̂)·dx.
+ * backends run it as one pass (each row of x and ct read once, dx written once). With h = ct·γ,
+ * its tangent is L(t_h) plus the part through x (gradParts); x's cotangent is that part too.
  */
 defineOp({
   name: 'layerNormGrad',
@@ -138,49 +154,20 @@ defineOp({
   },
   jvp: ([tx, tg, tct], [x, g, ct], dx, attrs) => {
     if (!tx && !tg && !tct) return null;
-    const { xhat, r } = normalized(x, attrs);
-    const L = (v: Tensor) => normalizedTangent(v, xhat, r, attrs);
-    const rowMean = (v: Tensor) => o.mean(v, -1, true);
+    const { L, throughX } = gradParts(x, g, ct, dx, attrs);
     const terms: Tensor[] = [];
     if (tct || tg) {
       const th = tct && tg ? o.add(o.mul(tct, g), o.mul(ct, tg)) : tct ? o.mul(tct, g) : o.mul(ct, tg!);
       terms.push(L(th));
     }
-    if (tx) {
-      const h = o.mul(ct, g);
-      terms.push(
-        o.neg(
-          o.mul(
-            r,
-            o.add(
-              o.add(o.mul(rowMean(o.mul(xhat, tx)), dx), o.mul(rowMean(o.mul(h, xhat)), L(tx))),
-              o.mul(rowMean(o.mul(dx, tx)), xhat),
-            ),
-          ),
-        ),
-      );
-    }
+    if (tx) terms.push(throughX(tx));
     return terms.length === 2 ? o.add(terms[0], terms[1]) : terms[0];
   },
   vjp: (u, [x, g, ct], dx, attrs, needed) => {
-    const { xhat, r } = normalized(x, attrs);
-    const Lu = normalizedTangent(u, xhat, r, attrs);
-    const rowMean = (v: Tensor) => o.mean(v, -1, true);
-    const h = o.mul(ct, g);
-    const gx =
-      needed?.[0] === false
-        ? null
-        : o.neg(
-            o.mul(
-              r,
-              o.add(
-                o.add(o.mul(rowMean(o.mul(u, dx)), xhat), o.mul(rowMean(o.mul(h, xhat)), Lu)),
-                o.mul(rowMean(o.mul(u, xhat)), dx),
-              ),
-            ),
-          );
+    const { L, throughX } = gradParts(x, g, ct, dx, attrs);
+    const Lu = L(u);
     return [
-      gx,
+      needed?.[0] === false ? null : throughX(u),
       needed?.[1] === false ? null : o.sumTo(o.mul(Lu, ct), [g.shape[0]]),
       needed?.[2] === false ? null : o.mul(Lu, g),
     ];
