@@ -482,7 +482,7 @@ const MUTATIONS = [
   // ---- devices: placement, lowering, residency
   {
     name: 'placement-ignores-supports',
-    file: 'src/runtime/placement.ts',
+    file: 'src/runtime/placement-mixed.ts',
     find: '  if (!(gpu.supports?.(n) ?? true)) return primary.device;',
     replace: '',
     tests: ['test/placement.test.ts'],
@@ -503,6 +503,30 @@ const MUTATIONS = [
     replace: '  temps.push(copy);',
     tests: ['test/placement.test.ts'],
     why: 'a value consumed on another device every step must stay there after its second use',
+  },
+  {
+    name: 'eager-grad-key-without-variables',
+    file: 'src/runtime/eager-grad.ts',
+    find: '  for (const v of vars) key.push(v.walkEpoch === out.walkEpoch ? v.walkIndex : -1);',
+    replace: '',
+    tests: ['test/eager-grad.test.ts'],
+    why: 'the same forward graph differentiated with respect to other nodes needs its own program',
+  },
+  {
+    name: 'eager-grad-binds-the-recorded-constants',
+    file: 'src/runtime/eager-grad.ts',
+    find: 'fwdIndex.get(snap.consts[i]) ?? snap.consts[i]',
+    replace: 'snap.consts[i]',
+    tests: ['test/eager-grad.test.ts'],
+    why: 'a cached gradient program must read this call\'s arguments and closed-over tensors',
+  },
+  {
+    name: 'eager-grad-caches-custom-rules',
+    file: 'src/runtime/eager-grad.ts',
+    find: '  if (custom || out.storage !== null',
+    replace: '  if (out.storage !== null',
+    tests: ['test/eager-grad.test.ts'],
+    why: 'custom rules are user code: their backward graph may change from call to call',
   },
   {
     name: 'residency-evicts-pinned-values',

@@ -5,6 +5,7 @@
 import './ops/index';
 import './tensor-methods';
 import './runtime/realize';
+import './runtime/eager-grad';
 import './runtime/init';
 
 export { OutOfMemoryError } from './backends/wasm/backend';

@@ -75,207 +75,82 @@ declare module './tensor' {
   }
 }
 
-const methods: Record<string, (this: Tensor, ...args: any[]) => Tensor> = {
-  add(y) {
-    return o.add(this, y);
-  },
-  sub(y) {
-    return o.sub(this, y);
-  },
-  mul(y) {
-    return o.mul(this, y);
-  },
-  div(y) {
-    return o.div(this, y);
-  },
-  pow(y) {
-    return o.pow(this, y);
-  },
-  maximum(y) {
-    return o.maximum(this, y);
-  },
-  minimum(y) {
-    return o.minimum(this, y);
-  },
-  greater(y) {
-    return o.greater(this, y);
-  },
-  greaterEqual(y) {
-    return o.greaterEqual(this, y);
-  },
-  lessEqual(y) {
-    return o.lessEqual(this, y);
-  },
-  notEqual(y) {
-    return o.notEqual(this, y);
-  },
-  less(y) {
-    return o.less(this, y);
-  },
-  equal(y) {
-    return o.equal(this, y);
-  },
-  neg() {
-    return o.neg(this);
-  },
-  abs() {
-    return o.abs(this);
-  },
-  sign() {
-    return o.sign(this);
-  },
-  exp() {
-    return o.exp(this);
-  },
-  log() {
-    return o.log(this);
-  },
-  log1p() {
-    return o.log1p(this);
-  },
-  sqrt() {
-    return o.sqrt(this);
-  },
-  square() {
-    return o.square(this);
-  },
-  reciprocal() {
-    return o.reciprocal(this);
-  },
-  sin() {
-    return o.sin(this);
-  },
-  cos() {
-    return o.cos(this);
-  },
-  tanh() {
-    return o.tanh(this);
-  },
-  sigmoid() {
-    return o.sigmoid(this);
-  },
-  relu() {
-    return o.relu(this);
-  },
-  softplus() {
-    return o.softplus(this);
-  },
-  rsqrt() {
-    return o.rsqrt(this);
-  },
-  erf() {
-    return o.erf(this);
-  },
-  floor() {
-    return o.floor(this);
-  },
-  ceil() {
-    return o.ceil(this);
-  },
-  round() {
-    return o.round(this);
-  },
-  elu() {
-    return o.elu(this);
-  },
-  leakyRelu(alpha) {
-    return o.leakyRelu(this, alpha);
-  },
-  silu() {
-    return o.silu(this);
-  },
-  gelu(opts) {
-    return o.gelu(this, opts);
-  },
-  clip(lo, hi) {
-    return o.clip(this, lo, hi);
-  },
-  prod(axis, keepdims) {
-    return o.prod(this, axis, keepdims);
-  },
-  variance(axis, keepdims) {
-    return o.variance(this, axis, keepdims);
-  },
-  argmin(axis) {
-    return o.argmin(this, axis);
-  },
-  cumsum(axis, opts) {
-    return o.cumsum(this, axis, opts);
-  },
-  sum(axis, keepdims) {
-    return o.sum(this, axis, keepdims);
-  },
-  mean(axis, keepdims) {
-    return o.mean(this, axis, keepdims);
-  },
-  max(axis, keepdims) {
-    return o.max(this, axis, keepdims);
-  },
-  min(axis, keepdims) {
-    return o.min(this, axis, keepdims);
-  },
-  logsumexp(axis, keepdims) {
-    return o.logsumexp(this, axis, keepdims);
-  },
-  argmax(axis) {
-    return o.argmax(this, axis);
-  },
-  reshape(shape) {
-    return o.reshape(this, shape);
-  },
-  transpose(perm) {
-    return o.transpose(this, perm);
-  },
-  broadcastTo(shape) {
-    return o.broadcastTo(this, shape);
-  },
-  expandDims(axis) {
-    return o.expandDims(this, axis);
-  },
-  squeeze(axis) {
-    return o.squeeze(this, axis);
-  },
-  slice(begin, size) {
-    return o.slice(this, begin, size);
-  },
-  gather(indices, axis) {
-    return o.gather(this, indices, axis);
-  },
-  matmul(y) {
-    return o.matmul(this, y);
-  },
-  conv2d(w, opts) {
-    return o.conv2d(this, w, opts);
-  },
-  conv1d(w, opts) {
-    return o.conv1d(this, w, opts);
-  },
-  convTranspose2d(w, opts) {
-    return o.convTranspose2d(this, w, opts);
-  },
-  maxPool2d(window, opts) {
-    return o.maxPool2d(this, window, opts);
-  },
-  avgPool2d(window, opts) {
-    return o.avgPool2d(this, window, opts);
-  },
-  softmax(axis) {
-    return o.softmax(this, axis);
-  },
-  logSoftmax(axis) {
-    return o.logSoftmax(this, axis);
-  },
-  cast(dtype) {
-    return o.cast(this, dtype);
-  },
-  stopGradient() {
-    return o.stopGradient(this);
-  },
-  where(a, b) {
-    return o.where(this, a, b);
-  },
+/** Every method is the op of the same name, with the tensor as its first argument. */
+const methods: Record<string, (x: Tensor, ...args: any[]) => Tensor> = {
+  add: o.add,
+  sub: o.sub,
+  mul: o.mul,
+  div: o.div,
+  pow: o.pow,
+  maximum: o.maximum,
+  minimum: o.minimum,
+  greater: o.greater,
+  greaterEqual: o.greaterEqual,
+  lessEqual: o.lessEqual,
+  notEqual: o.notEqual,
+  less: o.less,
+  equal: o.equal,
+  neg: o.neg,
+  abs: o.abs,
+  sign: o.sign,
+  exp: o.exp,
+  log: o.log,
+  log1p: o.log1p,
+  sqrt: o.sqrt,
+  square: o.square,
+  reciprocal: o.reciprocal,
+  sin: o.sin,
+  cos: o.cos,
+  tanh: o.tanh,
+  sigmoid: o.sigmoid,
+  relu: o.relu,
+  softplus: o.softplus,
+  rsqrt: o.rsqrt,
+  erf: o.erf,
+  floor: o.floor,
+  ceil: o.ceil,
+  round: o.round,
+  elu: o.elu,
+  leakyRelu: o.leakyRelu,
+  silu: o.silu,
+  gelu: o.gelu,
+  clip: o.clip,
+  prod: o.prod,
+  variance: o.variance,
+  argmin: o.argmin,
+  cumsum: o.cumsum,
+  sum: o.sum,
+  mean: o.mean,
+  max: o.max,
+  min: o.min,
+  logsumexp: o.logsumexp,
+  argmax: o.argmax,
+  reshape: o.reshape,
+  transpose: o.transpose,
+  broadcastTo: o.broadcastTo,
+  expandDims: o.expandDims,
+  squeeze: o.squeeze,
+  slice: o.slice,
+  gather: o.gather,
+  matmul: o.matmul,
+  conv2d: o.conv2d,
+  conv1d: o.conv1d,
+  convTranspose2d: o.convTranspose2d,
+  maxPool2d: o.maxPool2d,
+  avgPool2d: o.avgPool2d,
+  softmax: o.softmax,
+  logSoftmax: o.logSoftmax,
+  cast: o.cast,
+  stopGradient: o.stopGradient,
+  where: o.where,
 };
 
-for (const [name, fn] of Object.entries(methods)) {
-  Object.defineProperty(Tensor.prototype, name, { value: fn, writable: true, configurable: true });
+for (const [name, op] of Object.entries(methods)) {
+  Object.defineProperty(Tensor.prototype, name, {
+    value(this: Tensor, ...args: unknown[]) {
+      return op(this, ...args);
+    },
+    writable: true,
+    configurable: true,
+  });
 }

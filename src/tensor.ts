@@ -32,7 +32,13 @@ export const runtimeHooks: {
   realizeSync: ((ts: Tensor[]) => void) | null;
   /** Told of every read, for the residency policy. */
   read: ((t: Tensor) => void) | null;
-} = { realize: null, realizeSync: null, read: null };
+  /** Eager valueAndGrad's gradients, from a program cached by the forward's structure where one fits. */
+  eagerGrad:
+    | ((out: Tensor, vars: readonly Tensor[], backward: () => Tensor[], custom: boolean) => Tensor[])
+    | null;
+  /** After an async read: now and then a macrotask, so finalizers run in a loop of reads (`big`: a large value was made). */
+  turn: ((big: boolean) => Promise<void> | undefined) | null;
+} = { realize: null, realizeSync: null, read: null, eagerGrad: null, turn: null };
 
 /** While > 0, a transform is tracing: realized tensors keep their history so they stay differentiable. */
 export const traceState = { depth: 0 };
@@ -239,13 +245,16 @@ export class Tensor {
 
   async data(): Promise<Float32Array | Int32Array> {
     this.checkAlive('data');
-    if (!this.storage) {
+    const lazy = !this.storage;
+    if (lazy) {
       if (!runtimeHooks.realize) throw new ConcretizationError('data: the runtime is not loaded');
       await runtimeHooks.realize([this]);
     }
     this.checkAlive('data');
     const out = (await this.storage!.read()) as Float32Array | Int32Array;
     runtimeHooks.read?.(this);
+    // realize gives the event loop its turns; reading a value computed earlier (by jit) must too
+    if (!lazy) await runtimeHooks.turn?.(false);
     return out;
   }
 

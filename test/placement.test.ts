@@ -14,6 +14,7 @@ import { init, jit, matmul, random, type Tensor, tensor, valueAndGrad } from '..
 import * as o from '../src/ops/api';
 import { activeBackend, devices, setDevices } from '../src/runtime/devices';
 import { placementPolicy } from '../src/runtime/placement';
+import '../src/runtime/placement-mixed';
 import type { HostArray, Storage } from '../src/tensor';
 import { expectClose } from './helpers';
 

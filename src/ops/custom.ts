@@ -43,6 +43,12 @@ export interface CustomCall {
 }
 
 const calls = new WeakMap<Tensor, { call: CustomCall; index: number }>();
+let wrapped = 0;
+
+/** How many custom-call outputs have been made so far: a change tells a caller its function made one. */
+export function customCallCount(): number {
+  return wrapped;
+}
 
 /** The call a `customCall` node belongs to, and which output leaf it is. */
 export function callOf(node: Tensor): { call: CustomCall; index: number } {
@@ -62,6 +68,7 @@ export function wrapOutput(call: CustomCall, index: number, inputs: Tensor[]): T
   });
   call.wrappers[index] = w;
   calls.set(w, { call, index });
+  wrapped++;
   return w;
 }
 

@@ -10,6 +10,7 @@ import { GNode, Graph } from '../graph/graph';
 import { devices, type GpuProfile, setDevices } from './devices';
 import { type GpuRequest, gpuState } from './gpu';
 import { placementPolicy } from './placement';
+import './placement-mixed';
 
 export async function gpuBackend(
   req: GpuRequest,

@@ -6,9 +6,10 @@ import { ConcretizationError, DisposedError } from '../errors';
 import { buildGraph } from '../graph/graph';
 import { internKey, newWalk, runtimeHooks, shapeKey, type Tensor } from '../tensor';
 import { activeBackend, devices, setBackend } from './devices';
-import { place, placementPolicy } from './placement';
+import { place } from './placement';
 import { lower, type Program, runAsync, runSync } from './program';
 import { noteRead } from './residency';
+import { placementCodes, StructureCache } from './structure-cache';
 
 const state: {
   /** Installed by init.ts: the default initialization, sync (Node) and async (everywhere). */
@@ -37,28 +38,17 @@ export function backendSync(): Backend {
   return b;
 }
 
-interface Compiled {
+export interface Compiled {
   /** The optimized graph, placed and lowered to segments and transfers. */
   program: Program;
   /** For each program leaf, its index among the snapshot's constants. */
   leafConst: number[];
 }
 
-const MAX_COMPILED = 256;
+/** Optimized graphs by structure, so a loop that rebuilds the same graph optimizes it once. */
+const compiled = new StructureCache<Compiled>(256);
 
-interface Entry extends Compiled {
-  /** The structure the program was compiled for (see Snapshot.codes). */
-  codes: number[];
-}
-
-/**
- * Optimized graphs by structure, so a loop that rebuilds the same graph optimizes it once: buckets
- * by hash of the structure codes, least recently used first.
- */
-const compiled = new Map<number, Entry[]>();
-let compiledCount = 0;
-
-interface Snapshot {
+export interface Snapshot {
   /**
    * The structure as numbers, equal for graphs of equal structure (ops, attributes, shapes,
    * dtypes, wiring; constants by position, not value): per node its signature, input count and
@@ -78,7 +68,7 @@ interface Snapshot {
  * the tensors (walkEpoch, walkIndex) and their cached signatures keep this cheap: it runs on
  * every eager read.
  */
-function snapshot(asked: readonly Tensor[]): Snapshot {
+export function snapshot(asked: readonly Tensor[]): Snapshot {
   const epoch = newWalk();
   const codes: number[] = [];
   let nodes = 0;
@@ -160,45 +150,19 @@ function snapshot(asked: readonly Tensor[]): Snapshot {
   }
 }
 
-function compile(pending: readonly Tensor[], structure: readonly number[]): Compiled {
+export function compile(pending: readonly Tensor[], structure: readonly number[]): Compiled {
   // Placement depends on the devices in use: a new set (init) starts a new cache.
-  const forced = placementPolicy.gpuMinWork;
-  const codes = [devices().epoch, forced === null ? 0 : 1, forced ?? 0, ...structure];
-  let h = 0x811c9dc5;
-  for (const c of codes) h = Math.imul(h ^ c, 0x01000193);
-  const bucket = compiled.get(h);
-  const hit = bucket?.find((e) => sameCodes(e.codes, codes));
-  if (bucket) {
-    // most recently used last
-    compiled.delete(h);
-    compiled.set(h, bucket);
-  }
+  const codes = [...placementCodes(), ...structure];
+  const hit = compiled.get(codes);
   if (hit) return hit;
   const raw = buildGraph(pending);
   const rawConsts = raw.nodes.filter((n) => n.op === 'const');
   const program = lower(place(optimize(raw)));
   // Leaves are bound by position on every run: the cache must not keep this call's tensors.
   for (const n of rawConsts) n.source = null;
-  const entry: Entry = {
-    program,
-    leafConst: program.leaves.map((n) => rawConsts.indexOf(n)),
-    codes,
-  };
-  if (bucket) bucket.push(entry);
-  else compiled.set(h, [entry]);
-  if (++compiledCount > MAX_COMPILED) {
-    const [oldest, entries] = compiled.entries().next().value as [number, Entry[]];
-    entries.shift();
-    if (entries.length === 0) compiled.delete(oldest);
-    compiledCount--;
-  }
+  const entry: Compiled = { program, leafConst: program.leaves.map((n) => rawConsts.indexOf(n)) };
+  compiled.set(codes, entry);
   return entry;
-}
-
-function sameCodes(a: readonly number[], b: readonly number[]): boolean {
-  if (a.length !== b.length) return false;
-  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
-  return true;
 }
 
 /** Snapshot, siblings and the compiled program for a realization. */
@@ -243,12 +207,15 @@ export async function realize(ts: readonly Tensor[]): Promise<void> {
       t.setStorage(out[i]);
     });
   }
+  await turn(r?.c.program.outputSizes.some((n) => n >= BIG_RESULT) ?? false);
+}
+
+/** A macrotask now if `big`, else at most every 100 ms (see realize). */
+function turn(big: boolean): Promise<void> | undefined {
   const now = Date.now();
-  const big = r?.c.program.outputSizes.some((n) => n >= BIG_RESULT);
-  if (big || now - lastYield > 100) {
-    lastYield = now;
-    await macrotask();
-  }
+  if (!big && now - lastYield <= 100) return undefined;
+  lastYield = now;
+  return macrotask();
 }
 
 /** Results this large are likely garbage soon (a value read in a loop): let finalizers run now. */
@@ -261,3 +228,4 @@ const macrotask: () => Promise<void> =
 runtimeHooks.realize = realize;
 runtimeHooks.read = noteRead;
 runtimeHooks.realizeSync = realizeSync;
+runtimeHooks.turn = turn;

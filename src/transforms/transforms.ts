@@ -2,9 +2,10 @@
 import { fromHost, ones, zeros } from '../creation';
 import { DTypeError, PytreeError, ShapeError, TransformError } from '../errors';
 import { reshape, stack } from '../ops/api';
+import { customCallCount } from '../ops/custom';
 import { apply } from '../ops/registry';
 import { fmt, shapeEq } from '../shape';
-import { linkSiblings, Tensor, traceState } from '../tensor';
+import { linkSiblings, runtimeHooks, Tensor, traceState } from '../tensor';
 import { forwardSweep, recordTape, reverseSweep } from './autodiff';
 import { flatten, type Pytree, type TreeDef, treeKey, unflatten } from './pytree';
 
@@ -66,6 +67,7 @@ export function valueAndGrad(f: Fn, argnums: number | readonly number[] = 0) {
     tracing(() => {
       const nums = normalizeArgnums(argnums, args.length, 'grad');
       const { newArgs, vars, defs } = bindVariables(args, nums, 'grad');
+      const customBefore = customCallCount();
       const out = f(...newArgs);
       if (!(out instanceof Tensor))
         throw new TransformError(`grad: the function must return a scalar Tensor, got ${describe(out)}`);
@@ -76,13 +78,17 @@ export function valueAndGrad(f: Fn, argnums: number | readonly number[] = 0) {
       if (out.dtype !== 'float32')
         throw new DTypeError(`grad: the function returned ${out.dtype}; it must be float32`);
       const all = vars.flat();
-      const adj = reverseSweep(recordTape([out], all), [out], [ones([])]);
-      const grads = nums.map((_, j) =>
-        unflatten(
-          defs[j],
-          vars[j].map((v) => adj.get(v) ?? zeros(v.shape)),
-        ),
-      );
+      const backward = (): Tensor[] => {
+        const adj = reverseSweep(recordTape([out], all), [out], [ones([])]);
+        return all.map((v) => adj.get(v) ?? zeros(v.shape));
+      };
+      // At top level the runtime may run a program compiled for this forward structure instead.
+      const flat =
+        traceState.depth === 1 && runtimeHooks.eagerGrad
+          ? runtimeHooks.eagerGrad(out, all, backward, customCallCount() !== customBefore)
+          : backward();
+      let at = 0;
+      const grads = nums.map((_, j) => unflatten(defs[j], flat.slice(at, (at += vars[j].length))));
       linkSiblings([out, ...flatten(grads, 'grad').leaves]);
       return [out, typeof argnums === 'number' ? grads[0] : grads];
     });
