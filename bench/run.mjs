@@ -41,7 +41,7 @@ const MODES = {
 };
 const modeOf = (opts) => MODES[opts.webgpu ? 'webgpu' : 'cpu'];
 const rowRank = (mode, row) =>
-  2 * mode.rows.indexOf(row.replace(/-jit$/, '')) + (row.endsWith('-jit') ? 1 : 0);
+  2 * mode.rows.indexOf(row.replace(/-(jit|kept)$/, '')) + (/-(jit|kept)$/.test(row) ? 1 : 0);
 
 const USAGE = `usage: node bench/run.mjs [options]     (npm run bench -- [options])
   --quick              fewer reps; skips the two largest matmul sizes (one without --webgpu) and 2^24

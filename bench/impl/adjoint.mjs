@@ -193,7 +193,18 @@ export function prepare(c, inp, rowName = 'adjoint', notes = () => {}) {
         };
         return { rows: [{ row: rowName, run }] };
       }
-      return { rows: [{ row: rowName, run: async () => [await f32(A.relu(A.add(A.mul(a, b), cc)))] }] };
+      // Like the TF.js rows (tidy + dispose), the result is disposed once read; the '-kept' row
+      // leaves it to the garbage collector, which frees its wasm block later (after a GC and a
+      // finalizer), so each rep writes a block that is not in cache.
+      const read = async (dispose) => {
+        const y = A.relu(A.add(A.mul(a, b), cc));
+        const out = await f32(y);
+        if (dispose) y.dispose();
+        return [out];
+      };
+      const rows = [{ row: rowName, run: () => read(true) }];
+      if (rowName === 'adjoint') rows.push({ row: 'adjoint-kept', run: () => read(false) });
+      return { rows };
     }
     case 'mlp': {
       const haveNN =
