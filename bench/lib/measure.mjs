@@ -43,7 +43,7 @@ export async function measure(run, opts) {
   const w0 = now() - firstMs;
   const fast = firstMs < 1000;
   const minWarmup = fast ? opts.warmupRuns : (opts.slowWarmupRuns ?? 1);
-  while (warmupRuns < 20 && (warmupRuns < minWarmup || (fast && now() - w0 < opts.warmupMs))) {
+  while (warmupRuns < 5000 && (warmupRuns < minWarmup || (fast && now() - w0 < opts.warmupMs))) {
     keep(await run());
     warmupRuns++;
   }
