@@ -13,8 +13,6 @@ import { fork } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { casesFor, inputsFor } from './workloads.mjs';
 
-const SIDES = ['auto', 'wasm'];
-
 if (process.argv[2] === '--child') await child(process.argv[3]);
 else await parent();
 
@@ -28,7 +26,11 @@ async function parent() {
   const only = arg('--only', 'a,b,c,d').split(',');
   const quick = args.includes('--quick');
   const threads = args.includes('--threads') ? Number(arg('--threads')) : undefined;
-  const kids = SIDES.map((side) => {
+  // --sides wasm,wasm: the same configuration twice, to see how far apart identical code lands
+  const sides = arg('--sides', 'auto,wasm').split(',');
+  if (sides.length !== 2 || !sides.every((x) => ['auto', 'wasm', 'webgpu'].includes(x)))
+    throw new Error(`--sides: two of auto, wasm, webgpu, got '${sides.join(',')}'`);
+  const kids = sides.map((side, i) => {
     const p = fork(fileURLToPath(import.meta.url), ['--child', side], {
       stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
     });
@@ -42,12 +44,13 @@ async function parent() {
         waiting.push((r) => (r.error ? reject(new Error(`${side}: ${r.error}`)) : resolve(r)));
         p.send(m);
       });
-    return { side, p, ask };
+    return { side: `${side}${sides[0] === sides[1] ? ` ${i + 1}` : ''}`, p, ask };
   });
   const infos = await Promise.all(kids.map((k) => k.ask({ type: 'setup', threads })));
   for (const [i, k] of kids.entries()) console.log(`${k.side}: ${JSON.stringify(infos[i])}`);
-  console.log(`\n${reps} reps a side, alternating; median ms (first half / second half), auto ÷ wasm\n`);
-  console.log('| case | auto | wasm | auto ÷ wasm | halves: auto ÷ wasm | GPU dispatches (auto) |');
+  const [A, B] = kids.map((k) => k.side);
+  console.log(`\n${reps} reps a side, alternating; median ms (first half / second half), ${A} ÷ ${B}\n`);
+  console.log(`| case | ${A} | ${B} | ${A} ÷ ${B} | halves: ${A} ÷ ${B} | GPU dispatches (${A}) |`);
   console.log('|---|---:|---:|---:|---|---:|');
   for (const w of only)
     for (const c of casesFor(w, { quick, webgpu: true })) {
@@ -55,12 +58,12 @@ async function parent() {
         kids.map((k) => k.ask({ type: 'prepare', workload: w, caseId: c.id })),
       );
       for (let row = 0; row < rows.length; row++) {
-        const times = { auto: [], wasm: [] };
+        const times = [[], []];
         const n = c.heavy ? Math.max(6, Math.round(reps / 4)) : reps;
         const before = await Promise.all(kids.map((k) => k.ask({ type: 'counters' })));
         for (let r = 0; r < n; r++)
           for (const k of r % 2 ? [...kids].reverse() : kids)
-            times[k.side].push((await k.ask({ type: 'rep', row })).ms);
+            times[kids.indexOf(k)].push((await k.ask({ type: 'rep', row })).ms);
         const after = await Promise.all(kids.map((k) => k.ask({ type: 'counters' })));
         const med = (xs) => {
           const s = [...xs].sort((x, y) => x - y);
@@ -69,11 +72,9 @@ async function parent() {
         };
         const half = (xs, h) => xs.slice(h * (xs.length >> 1), h ? xs.length : xs.length >> 1);
         const ratio = (h) =>
-          h === undefined
-            ? med(times.auto) / med(times.wasm)
-            : med(half(times.auto, h)) / med(half(times.wasm, h));
+          h === undefined ? med(times[0]) / med(times[1]) : med(half(times[0], h)) / med(half(times[1], h));
         console.log(
-          `| ${w} ${c.label}${rows[row] ? `, ${rows[row]}` : ''} | ${med(times.auto).toFixed(3)} | ${med(times.wasm).toFixed(3)} | ${ratio().toFixed(3)} | ${ratio(0).toFixed(3)} / ${ratio(1).toFixed(3)} | ${after[0].dispatches - before[0].dispatches} |`,
+          `| ${w} ${c.label}${rows[row] ? `, ${rows[row]}` : ''} | ${med(times[0]).toFixed(3)} | ${med(times[1]).toFixed(3)} | ${ratio().toFixed(3)} | ${ratio(0).toFixed(3)} / ${ratio(1).toFixed(3)} | ${after[0].dispatches - before[0].dispatches} |`,
         );
       }
     }
