@@ -518,7 +518,7 @@ const MUTATIONS = [
     find: 'fwdIndex.get(snap.consts[i]) ?? snap.consts[i]',
     replace: 'snap.consts[i]',
     tests: ['test/eager-grad.test.ts'],
-    why: 'a cached gradient program must read this call\'s arguments and closed-over tensors',
+    why: "a cached gradient program must read this call's arguments and closed-over tensors",
   },
   {
     name: 'eager-grad-caches-custom-rules',
