@@ -141,8 +141,22 @@ export function fusedRange(prog: usize, scratch: usize, start: i32, end: i32): i
     }
     if (!shared) direct |= (<u32>1) << o;
   }
+  // A strided input that repeats a contiguous block whose size divides TILE (a bias broadcast
+  // over rows: zero strides, then the block's own) reads the same values in every tile: it is
+  // gathered once, into its own slot, which nothing else writes. Bit i marks input i.
+  let fixed: u64 = 0;
+  for (let i = 0; i < nIn; i++) {
+    const ib = inputs + (<usize>(i * IN_WORDS) << 2);
+    if (word(ib, 1) != 2) continue;
+    let block = 1;
+    let d = nd - 1;
+    for (; d >= 0 && word(ib + 8, d) == block; d--) block *= word(shape, d);
+    while (d >= 0 && word(ib + 8, d) == 0) d--;
+    if (d < 0 && TILE % block == 0) fixed |= (<u64>1) << (<u64>i);
+  }
   const stop = min(end, total);
-  for (let t = max(start, 0); t < stop; t += TILE) {
+  const first = max(start, 0);
+  for (let t = first; t < stop; t += TILE) {
     const L = min(TILE, stop - t);
     const tb = <usize>t << 2;
     for (let o = 0; o < nOut && o < 32; o++) {
@@ -156,7 +170,8 @@ export function fusedRange(prog: usize, scratch: usize, start: i32, end: i32): i
       const kind = word(ib, 1);
       const ptr = <usize>word(ib, 0);
       if (kind == 0) store<usize>(table + (<usize>i << 2), ptr + tb);
-      else if (kind == 2) gatherTile(ptr, ib + 8, shape, nd, t, L, regions + <usize>i * tileBytes);
+      else if (kind == 2 && (t == first || !((fixed >> (<u64>i)) & 1)))
+        gatherTile(ptr, ib + 8, shape, nd, t, L, regions + <usize>i * tileBytes);
     }
     for (let j = 0; j < nInstr; j++) {
       const ip = instrs + (<usize>(j * INSTR_WORDS) << 2);

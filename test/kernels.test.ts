@@ -846,7 +846,9 @@ describe.each(builds)('kernels ($name)', ({ relaxed }) => {
 
   it('fused programs: broadcast inputs, constants, where, several outputs, tile edges', () => {
     const r = rng(13);
-    for (const shape of [[13, 101], [1], [3, 1, 700], [2, 3, 4, 5, 6, 7], [0, 5]]) {
+    // a bias whose length divides the tile (32, 256) is gathered once per run; one that does not
+    // (101, 700, 7) tile by tile
+    for (const shape of [[13, 101], [1], [3, 1, 700], [2, 3, 4, 5, 6, 7], [0, 5], [41, 32], [3, 3, 256]]) {
       const n = size(shape);
       const xs = shape;
       const bs = [shape[shape.length - 1]!];
