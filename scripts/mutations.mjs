@@ -527,6 +527,15 @@ const MUTATIONS = [
     why: 'an input that moves along a leading axis differs from tile to tile',
   },
   {
+    name: 'read-of-realized-value-never-yields',
+    file: 'src/tensor.ts',
+    find: '    if (!lazy) await runtimeHooks.turn?.(false);',
+    replace: '',
+    tests: ['test/memory.test.ts'],
+    grep: 'jit computed',
+    why: 'a loop reading values jit made must still let finalizers free unreachable buffers',
+  },
+  {
     name: 'eager-grad-key-without-variables',
     file: 'src/runtime/eager-grad.ts',
     find: '  for (const v of vars) key.push(v.walkEpoch === out.walkEpoch ? v.walkIndex : -1);',

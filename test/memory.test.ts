@@ -179,6 +179,25 @@ describe('eager steps (no jit)', () => {
     while (performance.now() - t0 < 500) await o.sum(o.mul(x, 2)).data();
     expect(live().buffers).toBeLessThan(before - 150);
   });
+
+  it('so does a loop that only reads values jit computed already (data() has nothing to realize)', async () => {
+    await init({ backend: 'wasm' });
+    const x = random.normal([64, 64], { seed: 9 });
+    await x.data();
+    const big = jit((v: Tensor) => o.exp(o.mul(v, 2)));
+    const garbage = (n: number) => {
+      for (let i = 0; i < n; i++) big(x);
+    };
+    garbage(10);
+    await settledLive();
+    garbage(200);
+    gc();
+    const before = live().buffers;
+    const small = jit((v: Tensor) => o.sum(o.mul(v, 2)));
+    const t0 = performance.now();
+    while (performance.now() - t0 < 500) await small(x).data();
+    expect(live().buffers).toBeLessThan(before - 150);
+  });
 });
 
 describe('memory pressure', () => {
