@@ -552,6 +552,14 @@ const MUTATIONS = [
     why: "a cached gradient program must read this call's arguments and closed-over tensors",
   },
   {
+    name: 'eager-grad-caches-values-read-mid-function',
+    file: 'src/runtime/eager-grad.ts',
+    find: 't.inputs.length > 0 || ',
+    replace: '',
+    tests: ['test/eager-grad.test.ts'],
+    why: 'a value realized inside f keeps its history: the backward reaches tensors the forward walk did not bind',
+  },
+  {
     name: 'eager-grad-caches-custom-rules',
     file: 'src/runtime/eager-grad.ts',
     find: '  if (custom || out.storage !== null',

@@ -71,6 +71,21 @@ describe('eager valueAndGrad by structure', () => {
     }
   });
 
+  it('a value read inside f keeps its history and is differentiated through, call after call', () => {
+    // dataSync inside f realizes sin(a) but keeps its history (a transform is tracing): the
+    // backward reaches x behind it, which the forward's walk from the output does not
+    const f = (x: Tensor) => {
+      const b = o.sin(o.mul(x, 2));
+      b.dataSync();
+      return o.sum(o.mul(b, 3));
+    };
+    const vg = valueAndGrad(f);
+    for (let i = 0; i < 4; i++) {
+      const x = tensor([0.1 * i, -0.3, 0.7 + i]);
+      expectClose(vg(x)[1], o.mul(o.cos(o.mul(x, 2)), 6), { rtol: 1e-6, atol: 1e-7 });
+    }
+  });
+
   it('a function with custom rules is not cached: the rule runs on every call, with what it closes over then', () => {
     let k = 1;
     const scaled = customVjp(

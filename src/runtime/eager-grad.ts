@@ -11,7 +11,8 @@
  * attributes, shapes, dtypes and wiring, never values; the constants they make themselves (a
  * weak scalar such as the 2 in d(x²)) depend only on that, and are kept with the program. Custom
  * rules (customVjp, checkpoint) run user code, so forward graphs made with them are left to the
- * lazy path, as is anything that must wait for a GPU.
+ * lazy path, as are those where f read a value (it keeps its history, and the backward walks
+ * past it) and anything that must wait for a GPU.
  */
 import { frozenShape, runtimeHooks, Tensor } from '../tensor';
 import { activeBackend, devices } from './devices';
@@ -47,7 +48,13 @@ export function eagerGrad(
   } catch {
     return backward(); // e.g. a disposed input: the lazy path reports it when the value is read
   }
-  if (fwd.pending.length !== 1 || fwd.consts.some((t) => t.storage!.device === 'webgpu')) return backward();
+  // A value f read mid-function is realized but keeps its history, and the backward reaches past
+  // it to what the walk from `out` did not see: such graphs stay lazy.
+  if (
+    fwd.pending.length !== 1 ||
+    fwd.consts.some((t) => t.inputs.length > 0 || t.storage!.device === 'webgpu')
+  )
+    return backward();
   const key = [...placementCodes(), ...fwd.codes, -2];
   for (const v of vars) key.push(v.walkEpoch === out.walkEpoch ? v.walkIndex : -1);
   let plan = plans.get(key);
