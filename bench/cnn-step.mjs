@@ -7,11 +7,8 @@
 //
 //   npm run build && node bench/cnn-step.mjs [--reps 20] [--warmup 3] [--threads 1,2] [--relaxed]
 import { loadavg } from 'node:os';
+import { arg } from './lib/args.mjs';
 
-const arg = (name, fallback) => {
-  const i = process.argv.indexOf(`--${name}`);
-  return i > 0 ? process.argv[i + 1] : fallback;
-};
 const reps = Number(arg('reps', 20));
 const warmup = Number(arg('warmup', 3));
 const threadList = String(arg('threads', '1,2')).split(',').map(Number);

@@ -10,17 +10,12 @@
 //   npm run build && node bench/layer-norm.mjs [--reps 20] [--shapes 2048x512,512x768]
 import { createRequire } from 'node:module';
 import path from 'node:path';
+import { arg, shapesArg } from './lib/args.mjs';
 import { uniform } from './lib/data.mjs';
 import { measure, median } from './lib/measure.mjs';
 
-const arg = (name, fallback) => {
-  const i = process.argv.indexOf(`--${name}`);
-  return i > 0 ? process.argv[i + 1] : fallback;
-};
 const reps = Number(arg('reps', 20));
-const shapes = String(arg('shapes', '2048x512,512x768'))
-  .split(',')
-  .map((s) => s.split('x').map(Number));
+const shapes = shapesArg('shapes', '2048x512,512x768');
 const EPS = 1e-5;
 
 const A = await import('../dist/index.js');

@@ -11,23 +11,19 @@
 // is noise). The GPU counters are read after the reps: 'auto' reports how many dispatches it sent.
 import { fork } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
+import { arg } from './lib/args.mjs';
 import { casesFor, inputsFor } from './workloads.mjs';
 
 if (process.argv[2] === '--child') await child(process.argv[3]);
 else await parent();
 
 async function parent() {
-  const args = process.argv.slice(2);
-  const arg = (name, dflt) => {
-    const i = args.indexOf(name);
-    return i >= 0 ? args[i + 1] : dflt;
-  };
-  const reps = Number(arg('--reps', 200));
-  const only = arg('--only', 'a,b,c,d').split(',');
-  const quick = args.includes('--quick');
-  const threads = args.includes('--threads') ? Number(arg('--threads')) : undefined;
+  const reps = Number(arg('reps', 200));
+  const only = arg('only', 'a,b,c,d').split(',');
+  const quick = process.argv.includes('--quick');
+  const threads = arg('threads') === undefined ? undefined : Number(arg('threads'));
   // --sides wasm,wasm: the same configuration twice, to see how far apart identical code lands
-  const sides = arg('--sides', 'auto,wasm').split(',');
+  const sides = arg('sides', 'auto,wasm').split(',');
   if (sides.length !== 2 || !sides.every((x) => ['auto', 'wasm', 'webgpu'].includes(x)))
     throw new Error(`--sides: two of auto, wasm, webgpu, got '${sides.join(',')}'`);
   const kids = sides.map((side, i) => {

@@ -8,16 +8,11 @@
 // the machine's drift touches them alike; the backward's time is the median minus the forward's.
 //
 //   npm run build && node bench/softmax-grad.mjs [--rounds 60] [--shapes 4096x128,1024x1024]
-const arg = (name, fallback) => {
-  const i = process.argv.indexOf(`--${name}`);
-  return i > 0 ? process.argv[i + 1] : fallback;
-};
-const rounds = Number(arg('rounds', 60));
-const shapes = String(arg('shapes', '4096x128,1024x1024'))
-  .split(',')
-  .map((s) => s.split('x').map(Number));
-
+import { arg, shapesArg } from './lib/args.mjs';
 import { median } from './lib/measure.mjs';
+
+const rounds = Number(arg('rounds', 60));
+const shapes = shapesArg('shapes', '4096x128,1024x1024');
 
 const A = await import('../dist/index.js');
 await A.init({ backend: 'wasm', threads: 1 });

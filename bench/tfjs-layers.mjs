@@ -14,11 +14,7 @@
 // Needs dist/ (npm run build).
 import { fork } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
-
-const arg = (name, dflt) => {
-  const i = process.argv.indexOf(`--${name}`);
-  return i >= 0 ? process.argv[i + 1] : dflt;
-};
+import { arg } from './lib/args.mjs';
 
 const MODELS = {
   mlp: { batch: 256, samples: Number(arg('mlp-samples', 8192)), shape: [784] },

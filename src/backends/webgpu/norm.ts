@@ -10,7 +10,7 @@
 import { sizeOf } from '../../shape';
 import { type GpuDispatch, type GpuKernelBuilder, grid } from './kernel';
 import { fits } from './matmul';
-import { groupSumWgsl, valueBits } from './wgsl';
+import { rowGroupWgsl, valueBits } from './wgsl';
 
 const ROWS_PER_GROUP = 64;
 const GROUP = 128;
@@ -65,13 +65,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
 const WORKGROUP = /* wgsl */ `// adjoint layerNorm, one workgroup per row
 ${HEAD}
 
-${groupSumWgsl(GROUP)}
-
-@compute @workgroup_size(${GROUP}, 1, 1)
-fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
-        @builtin(local_invocation_index) li: u32) {
-  let r = wid.y * nwg.x + wid.x;
-  if (r >= u.rows) { return; }
+${rowGroupWgsl(GROUP)}
   let base = r * u.cols;
   let n = f32(u.cols);
   var m = 0.0;

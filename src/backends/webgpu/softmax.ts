@@ -22,7 +22,7 @@
 import { sizeOf } from '../../shape';
 import { type GpuDispatch, type GpuKernelBuilder, type GpuLimits, grid } from './kernel';
 import { fillWords, fits } from './matmul';
-import { groupSumWgsl } from './wgsl';
+import { rowGroupWgsl } from './wgsl';
 
 const NAN_BITS = 0x7fc00000;
 
@@ -112,13 +112,7 @@ function groupWgsl(kind: Exclude<Kind, 'grad'>): string {
 ${COMMON}
 ${bindings(kind)}
 
-${groupSumWgsl(GROUP)}
-
-@compute @workgroup_size(${GROUP}, 1, 1)
-fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
-        @builtin(local_invocation_index) li: u32) {
-  let r = wid.y * nwg.x + wid.x;
-  if (r >= u.rows) { return; }
+${rowGroupWgsl(GROUP)}
   let base = laneBase(r);
   var m = bitcast<f32>(NEG_INF_BITS);
   for (var i = li; i < u.cols; i += ${GROUP}u) {
@@ -183,13 +177,7 @@ function gradGroupWgsl(): string {
 ${COMMON}
 ${bindings('grad')}
 
-${groupSumWgsl(GROUP)}
-
-@compute @workgroup_size(${GROUP}, 1, 1)
-fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
-        @builtin(local_invocation_index) li: u32) {
-  let r = wid.y * nwg.x + wid.x;
-  if (r >= u.rows) { return; }
+${rowGroupWgsl(GROUP)}
   let base = laneBase(r);
   var part = 0.0;
   for (var i = li; i < u.cols; i += ${GROUP}u) { part += ${gradTerm('i')}; }

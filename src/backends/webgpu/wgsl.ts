@@ -289,11 +289,13 @@ export class Uniforms {
 }
 
 /**
- * `var<workgroup> red` and `groupSum(li, part)`: the sum of `part` over a workgroup of `size`
- * invocations, as a tree in a fixed order (the same bits every run), returned to every invocation.
- * Call it from uniform control flow.
+ * For kernels that give each row a workgroup of `size` invocations: `var<workgroup> red` and
+ * `groupSum(li, part)`, the sum of `part` over the workgroup as a tree in a fixed order (the same
+ * bits every run), returned to every invocation (call it from uniform control flow); then the head
+ * of `main`, which sets `r` (the row, from a 2-D grid of workgroups), `li` (the invocation) and
+ * returns past `u.rows`. The caller writes the rest of main's body and its closing brace.
  */
-export function groupSumWgsl(size: number): string {
+export function rowGroupWgsl(size: number): string {
   return `var<workgroup> red: array<f32, ${size}>;
 
 fn groupSum(li: u32, part: f32) -> f32 {
@@ -306,7 +308,13 @@ fn groupSum(li: u32, part: f32) -> f32 {
   let s = red[0];
   workgroupBarrier();
   return s;
-}`;
+}
+
+@compute @workgroup_size(${size}, 1, 1)
+fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+        @builtin(local_invocation_index) li: u32) {
+  let r = wid.y * nwg.x + wid.x;
+  if (r >= u.rows) { return; }`;
 }
 
 const f32buf = new Float32Array(1);
