@@ -28,7 +28,7 @@ import type { Kernels } from '../src/backends/wasm/kernels';
 import { loadKernels } from '../src/backends/wasm/loader';
 import { buildPlan } from '../src/backends/wasm/plan';
 import { WebGPUBackend } from '../src/backends/webgpu/backend';
-import { tensor } from '../src/creation';
+import { arange, tensor } from '../src/creation';
 import { DTypeError, ShapeError, ValueError } from '../src/errors';
 import { memoryStats } from '../src/index';
 import * as o from '../src/ops/api';
@@ -245,6 +245,41 @@ describe('wasm kernels against the reference on blocking-sized shapes', () => {
       const x = randomTensor(shape, r);
       compareWasm((t) => o.maxPool2d(t, window, opts), [x], 1);
       compareWasm((t) => o.avgPool2d(t, window, opts), [x], 2);
+    }
+  });
+
+  it('maxPool2d(relu(z + b)) is built as relu(maxPool2d(z) + b): the same values and gradients', () => {
+    const r = rng(11);
+    const z = randomTensor([2, 5, 6, 3], r);
+    const opts: o.Pool2dOptions = { padding: 'same' };
+    const pooled = (zz: Tensor, bb: Tensor) => o.maxPool2d(o.relu(o.add(zz, bb)), 2, opts);
+    // neg∘neg on top keeps the pooling where it was written
+    const asWritten = (zz: Tensor, bb: Tensor) =>
+      o.maxPool2d(o.neg(o.neg(o.relu(o.add(zz, bb)))), 2, opts);
+    const cases: [number[], boolean][] = [
+      [[3], true],
+      [[1, 1, 3], true],
+      [[2, 1, 1, 3], true],
+      [[6, 3], false], // varies along W, so the add stays below the pooling (the ReLU still moves)
+      [[5, 1, 3], false], // varies along H
+    ];
+    // nothing else moves: neg is not monotone (nor are most ops)
+    const barrier = asWritten(z, randomTensor([3], r));
+    expect([barrier.op, barrier.inputs[0].op]).toEqual(['maxPool2d', 'neg']);
+    for (const [shape, moved] of cases) {
+      const b = randomTensor(shape, r);
+      const y = pooled(z, b);
+      const chain = [y.op, y.inputs[0].op, y.inputs[0].inputs[0].op];
+      expect([shape, chain]).toEqual([shape, ['relu', ...(moved ? ['add', 'maxPool2d'] : ['maxPool2d', 'add'])]]);
+      // a realized input is pooled as it is
+      const h = tensor(o.relu(o.add(z, b)).dataSync(), { shape: z.shape });
+      expect(Array.from(y.dataSync())).toEqual(Array.from(o.maxPool2d(h, 2, opts).dataSync()));
+      const loss = (f: Fn) => (zz: Tensor, bb: Tensor) =>
+        o.sum(o.mul(f(zz, bb), o.reshape(arange(y.size), y.shape)));
+      const got = grad(loss(pooled), [0, 1])(z, b) as Tensor[];
+      const want = grad(loss(asWritten), [0, 1])(z, b) as Tensor[];
+      expectClose(got[0], want[0], { what: `dz, b ${shape}` });
+      expectClose(got[1], want[1], { what: `db, b ${shape}` });
     }
   });
 

@@ -4,9 +4,9 @@
  * [H, W, C] images) around the primitives of src/ops/defs/conv.ts.
  */
 import { ShapeError } from '../errors';
-import { fmt } from '../shape';
+import { fmt, shapeEq } from '../shape';
 import type { Tensor } from '../tensor';
-import { asTensor, cast, reshape, type TensorLike } from './api';
+import { add, asTensor, cast, relu, reshape, type TensorLike } from './api';
 import {
   convAttrs,
   convGeometry,
@@ -175,7 +175,35 @@ function pool(
   const win = positivePair(op, 'window', window, 1) as Pair;
   const strides = positivePair(op, 'strides', opts.strides ?? win, 1) as Pair;
   const pads = resolvePadding(op, opts.padding, [t.shape[1], t.shape[2]], win, strides);
-  return unbatch(apply(op, [t], poolAttrs({ window: win, strides, pads })), was);
+  const attrs = poolAttrs({ window: win, strides, pads });
+  const plain = (z: Tensor) => apply(op, [z], attrs);
+  return unbatch(op === 'maxPool2d' ? maxPoolThrough(t, plain) : plain(t), was);
+}
+
+/**
+ * Max pooling commutes with ReLU (max and a non-decreasing map commute) and with adding a value
+ * constant over each window, so maxPool2d(relu(z + b)) is built as relu(maxPool2d(z) + b): the
+ * same values and gradients (each window's cotangent still reaches its argmax of z), with the
+ * elementwise work of both passes on the pooled tensor, a quarter of the traffic for 2×2
+ * windows. (Padding smaller than the window, which infer requires, leaves no window empty.) Only
+ * lazy nodes are rewritten; a realized one is pooled as it is.
+ */
+function maxPoolThrough(t: Tensor, pool: (z: Tensor) => Tensor): Tensor {
+  if (t.isRealized || t.inputs.some((i) => i.disposed)) return pool(t);
+  if (t.op === 'relu') return relu(maxPoolThrough(t.inputs[0], pool));
+  if (t.op === 'add')
+    for (const k of [0, 1]) {
+      const [z, c] = [t.inputs[k], t.inputs[1 - k]];
+      if (shapeEq(z.shape, t.shape) && constantOverWindows(c.shape))
+        return add(maxPoolThrough(z, pool), c);
+    }
+  return pool(t);
+}
+
+/** Whether a shape broadcast against [N, H, W, C] is 1 along H and W. */
+function constantOverWindows(shape: readonly number[]): boolean {
+  const n = shape.length;
+  return n <= 4 && (n < 3 || shape[n - 3] === 1) && (n < 2 || shape[n - 2] === 1);
 }
 
 /** Max pooling over windows of NHWC images (padding never wins: it is ignored, as in TF). */
