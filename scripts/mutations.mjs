@@ -570,8 +570,8 @@ const MUTATIONS = [
   {
     name: 'max-pool-moves-a-bias-that-varies-over-the-window',
     file: 'src/ops/conv-api.ts',
-    find: "(n < 3 || shape[n - 3] === 1) && (n < 2 || shape[n - 2] === 1)",
-    replace: "(n < 3 || shape[n - 3] === 1)",
+    find: '(n < 3 || shape[n - 3] === 1) && (n < 2 || shape[n - 2] === 1)',
+    replace: '(n < 3 || shape[n - 3] === 1)',
     tests: ['test/conv.test.ts'],
     grep: 'is built as relu',
     why: 'a bias that varies along W changes which position wins a window: it must be added before pooling',

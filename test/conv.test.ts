@@ -254,8 +254,7 @@ describe('wasm kernels against the reference on blocking-sized shapes', () => {
     const opts: o.Pool2dOptions = { padding: 'same' };
     const pooled = (zz: Tensor, bb: Tensor) => o.maxPool2d(o.relu(o.add(zz, bb)), 2, opts);
     // neg∘neg on top keeps the pooling where it was written
-    const asWritten = (zz: Tensor, bb: Tensor) =>
-      o.maxPool2d(o.neg(o.neg(o.relu(o.add(zz, bb)))), 2, opts);
+    const asWritten = (zz: Tensor, bb: Tensor) => o.maxPool2d(o.neg(o.neg(o.relu(o.add(zz, bb)))), 2, opts);
     const cases: [number[], boolean][] = [
       [[3], true],
       [[1, 1, 3], true],
@@ -270,7 +269,10 @@ describe('wasm kernels against the reference on blocking-sized shapes', () => {
       const b = randomTensor(shape, r);
       const y = pooled(z, b);
       const chain = [y.op, y.inputs[0].op, y.inputs[0].inputs[0].op];
-      expect([shape, chain]).toEqual([shape, ['relu', ...(moved ? ['add', 'maxPool2d'] : ['maxPool2d', 'add'])]]);
+      expect([shape, chain]).toEqual([
+        shape,
+        ['relu', ...(moved ? ['add', 'maxPool2d'] : ['maxPool2d', 'add'])],
+      ]);
       // a realized input is pooled as it is
       const h = tensor(o.relu(o.add(z, b)).dataSync(), { shape: z.shape });
       expect(Array.from(y.dataSync())).toEqual(Array.from(o.maxPool2d(h, 2, opts).dataSync()));

@@ -194,8 +194,7 @@ function maxPoolThrough(t: Tensor, pool: (z: Tensor) => Tensor): Tensor {
   if (t.op === 'add')
     for (const k of [0, 1]) {
       const [z, c] = [t.inputs[k], t.inputs[1 - k]];
-      if (shapeEq(z.shape, t.shape) && constantOverWindows(c.shape))
-        return add(maxPoolThrough(z, pool), c);
+      if (shapeEq(z.shape, t.shape) && constantOverWindows(c.shape)) return add(maxPoolThrough(z, pool), c);
     }
   return pool(t);
 }
