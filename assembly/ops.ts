@@ -310,13 +310,13 @@ class BinaryFn {
     v128.store(out + p, f.apply(v0));
     v128.store(out + p, f.apply(v1), 16);
   }
-  for (; i + 4 <= n; i += 4) {
+  // the last 1-7 elements: one more copy of the op's body, not two (module size)
+  for (; i < n; i += 4) {
     const p = <usize>i << 2;
-    v128.store(out + p, f.apply(v128.load(x + p)));
-  }
-  if (i < n) {
-    const p = <usize>i << 2;
-    storePart(out + p, f.apply(loadPart(x + p, n - i)), n - i);
+    const r = n - i;
+    const v = f.apply(r >= 4 ? v128.load(x + p) : loadPart(x + p, r));
+    if (r >= 4) v128.store(out + p, v);
+    else storePart(out + p, v, r);
   }
 }
 
@@ -335,17 +335,14 @@ class BinaryFn {
     v128.store(out + p, f.apply(va0, vb0));
     v128.store(out + p, f.apply(va1, vb1), 16);
   }
-  for (; i + 4 <= n; i += 4) {
+  for (; i < n; i += 4) {
     const p = <usize>i << 2;
-    const va = mode == 2 ? as : v128.load(a + p);
-    const vb = mode == 1 ? bs : v128.load(b + p);
-    v128.store(out + p, f.apply(va, vb));
-  }
-  if (i < n) {
-    const p = <usize>i << 2;
-    const va = mode == 2 ? as : loadPart(a + p, n - i);
-    const vb = mode == 1 ? bs : loadPart(b + p, n - i);
-    storePart(out + p, f.apply(va, vb), n - i);
+    const r = n - i;
+    const va = mode == 2 ? as : r >= 4 ? v128.load(a + p) : loadPart(a + p, r);
+    const vb = mode == 1 ? bs : r >= 4 ? v128.load(b + p) : loadPart(b + p, r);
+    const v = f.apply(va, vb);
+    if (r >= 4) v128.store(out + p, v);
+    else storePart(out + p, v, r);
   }
 }
 
@@ -455,34 +452,35 @@ export function binaryRunVS(op: i32, a: usize, b: usize, out: usize, n: i32): vo
   }
 }
 
-/** out[i] = op(a, b) over n elements; a is a single scalar at a. */
+/**
+ * out[i] = op(a, b) over n elements; a is a single scalar at a. Only the ops that do not commute
+ * (up to swapping a comparison) get loops of their own; the rest run binaryRunVS with the operands
+ * swapped, which gives the same bits (IEEE addition, multiplication, min, max and comparisons are
+ * symmetric) and keeps one copy of each loop in the module.
+ */
 export function binaryRunSV(op: i32, a: usize, b: usize, out: usize, n: i32): void {
   switch (op) {
-    case B_ADD: binaryLoop<F_B_ADD>(2, a, b, out, n); return;
     case B_SUB: binaryLoop<F_B_SUB>(2, a, b, out, n); return;
-    case B_MUL: binaryLoop<F_B_MUL>(2, a, b, out, n); return;
     case B_DIV: binaryLoop<F_B_DIV>(2, a, b, out, n); return;
     case B_POW: binaryLoop<F_B_POW>(2, a, b, out, n); return;
-    case B_MAXIMUM: binaryLoop<F_B_MAX>(2, a, b, out, n); return;
-    case B_MINIMUM: binaryLoop<F_B_MIN>(2, a, b, out, n); return;
-    case B_GREATER: binaryLoop<F_B_GT>(2, a, b, out, n); return;
-    case B_LESS: binaryLoop<F_B_LT>(2, a, b, out, n); return;
-    case B_EQUAL: binaryLoop<F_B_EQ>(2, a, b, out, n); return;
-    case B_GREATER_EQUAL: binaryLoop<F_B_GE>(2, a, b, out, n); return;
-    case B_LESS_EQUAL: binaryLoop<F_B_LE>(2, a, b, out, n); return;
-    case B_NOT_EQUAL: binaryLoop<F_B_NE>(2, a, b, out, n); return;
-    case B_ADD_I32: binaryLoop<F_B_ADD_I32>(2, a, b, out, n); return;
     case B_SUB_I32: binaryLoop<F_B_SUB_I32>(2, a, b, out, n); return;
-    case B_MUL_I32: binaryLoop<F_B_MUL_I32>(2, a, b, out, n); return;
-    case B_MAXIMUM_I32: binaryLoop<F_B_MAX_I32>(2, a, b, out, n); return;
-    case B_MINIMUM_I32: binaryLoop<F_B_MIN_I32>(2, a, b, out, n); return;
-    case B_GREATER_I32: binaryLoop<F_B_GT_I32>(2, a, b, out, n); return;
-    case B_LESS_I32: binaryLoop<F_B_LT_I32>(2, a, b, out, n); return;
-    case B_EQUAL_I32: binaryLoop<F_B_EQ_I32>(2, a, b, out, n); return;
-    case B_GREATER_EQUAL_I32: binaryLoop<F_B_GE_I32>(2, a, b, out, n); return;
-    case B_LESS_EQUAL_I32: binaryLoop<F_B_LE_I32>(2, a, b, out, n); return;
-    case B_NOT_EQUAL_I32: binaryLoop<F_B_NE_I32>(2, a, b, out, n); return;
   }
+  binaryRunVS(swapped(op), b, a, out, n);
+}
+
+/** The op giving op(a, b) from operands (b, a). */
+function swapped(op: i32): i32 {
+  switch (op) {
+    case B_GREATER: return B_LESS;
+    case B_LESS: return B_GREATER;
+    case B_GREATER_EQUAL: return B_LESS_EQUAL;
+    case B_LESS_EQUAL: return B_GREATER_EQUAL;
+    case B_GREATER_I32: return B_LESS_I32;
+    case B_LESS_I32: return B_GREATER_I32;
+    case B_GREATER_EQUAL_I32: return B_LESS_EQUAL_I32;
+    case B_LESS_EQUAL_I32: return B_GREATER_EQUAL_I32;
+  }
+  return op;
 }
 
 /** General element strides (any, incl. 0). */

@@ -568,6 +568,16 @@ const MUTATIONS = [
     why: 'custom rules are user code: their backward graph may change from call to call',
   },
   {
+    name: 'scalar-left-comparison-not-swapped',
+    file: 'assembly/ops.ts',
+    find: '    case B_GREATER_EQUAL: return B_LESS_EQUAL;',
+    replace: '    case B_GREATER_EQUAL: return B_GREATER_EQUAL;',
+    tests: ['test/kernels.test.ts', 'test/backend-parity.test.ts'],
+    rebuild: 'wasm',
+    wasmTargets: ['simd'],
+    why: 's >= v computed as v >= s: a scalar on the left runs the scalar-right loop with the operands swapped',
+  },
+  {
     name: 'max-pool-moves-a-bias-that-varies-over-the-window',
     file: 'src/ops/conv-api.ts',
     find: '(n < 3 || shape[n - 3] === 1) && (n < 2 || shape[n - 2] === 1)',
