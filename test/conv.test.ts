@@ -274,7 +274,7 @@ describe('wasm kernels against the reference on blocking-sized shapes', () => {
         ['relu', ...(moved ? ['add', 'maxPool2d'] : ['maxPool2d', 'add'])],
       ]);
       // a realized input is pooled as it is
-      const h = tensor(o.relu(o.add(z, b)).dataSync(), { shape: z.shape });
+      const h = tensor(o.relu(o.add(z, b)).dataSync(), { shape: [...z.shape] });
       expect(Array.from(y.dataSync())).toEqual(Array.from(o.maxPool2d(h, 2, opts).dataSync()));
       const loss = (f: Fn) => (zz: Tensor, bb: Tensor) =>
         o.sum(o.mul(f(zz, bb), o.reshape(arange(y.size), y.shape)));
