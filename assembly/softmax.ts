@@ -29,18 +29,25 @@ import { rowMaxSumExp, rowMaxSumExpStore, rowShift, rowSum, logf } from './reduc
   for (; i < n; i++) store<f32>(p + (<usize>i << 2), load<f32>(p + (<usize>i << 2)) * k);
 }
 
-/** Row-wise softmax (logMode = 0) or logSoftmax (logMode = 1). out may alias x. */
-export function softmaxRows(x: usize, out: usize, rows: i32, cols: i32, logMode: i32): void {
+/**
+ * Row-wise softmax (mode bit 0 clear) or logSoftmax (set). out may alias x. mode >> 2 = q > 0
+ * masks causally: the rows are those of [q, cols] blocks, row0 the index of the first, and row i
+ * of a block keeps its first i + 1 + cols - q columns; the rest are written 0 (softmax only).
+ */
+export function softmaxRows(x: usize, out: usize, rows: i32, cols: i32, mode: i32, row0: i32): void {
+  const q = mode >> 2;
   for (let r = 0; r < rows; r++) {
     const off = (<usize>r * <usize>cols) << 2;
+    const len = q == 0 ? cols : min(cols, (row0 + r) % q + 1 + cols - q);
     // x - max is exact for nearby values, so large offsets cost no accuracy
-    if (logMode != 0) {
-      rowMaxSumExp(x + off, cols);
-      expShiftScale(x + off, out + off, cols, rowShift, logf(rowSum), true);
+    if ((mode & 1) != 0) {
+      rowMaxSumExp(x + off, len);
+      expShiftScale(x + off, out + off, len, rowShift, logf(rowSum), true);
     } else {
-      rowMaxSumExpStore(x + off, cols, out + off);
-      scaleRow(out + off, cols, 1.0 / rowSum);
+      rowMaxSumExpStore(x + off, len, out + off);
+      scaleRow(out + off, len, 1.0 / rowSum);
     }
+    if (len < cols) memory.fill(out + off + (<usize>len << 2), 0, <usize>(cols - len) << 2);
   }
 }
 

@@ -584,6 +584,15 @@ export const specs: Spec[] = [
     },
   },
   {
+    // causally masked softmax (attention): rows of [q, cols] blocks, cols >= q, maybe leading batch dims
+    name: 'causalSoftmax',
+    domains: ['real'],
+    shapes: fc
+      .tuple(fc.array(dim, { minLength: 0, maxLength: 2 }), dim, fc.integer({ min: 0, max: 2 }))
+      .map(([lead, q, extra]) => [[...lead, q, q + extra]]),
+    make: () => (x) => apply('softmax', [x], { axis: x.ndim - 1, causal: true }),
+  },
+  {
     name: 'logSoftmax',
     domains: ['real'],
     shapes: shape(3, dim)

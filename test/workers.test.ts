@@ -34,6 +34,7 @@ import {
   trace,
   valueAndGrad,
 } from '../src/index';
+import { apply } from '../src/ops/registry';
 import { activeBackend, setBackend } from '../src/runtime/realize';
 import * as P from '../workers/protocol.js';
 
@@ -208,7 +209,9 @@ function cases(): { name: string; kinds: Kind[]; run: () => Tensor[] }[] {
       run: () => {
         const weights = wide.cos();
         const loss = (t: Tensor) => t.softmax(-1).mul(weights).sum().add(t.logSoftmax(-1).mul(weights).sum());
-        return [wide.softmax(-1), wide.logSoftmax(-1), grad(loss)(wide)];
+        // causal rows: each worker's chunk starts mid-block, so it must know its first row's index
+        const causal = apply('softmax', [wide.reshape([125, 16, 301])], { axis: 2, causal: true });
+        return [wide.softmax(-1), wide.logSoftmax(-1), grad(loss)(wide), causal];
       },
     },
     {

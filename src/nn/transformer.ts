@@ -2,7 +2,7 @@
  * Sequence and image layers as (init, apply) pairs: dropout, layer, RMS and batch normalization, embeddings,
  * multi-head attention, a 2-D convolution layer and a pre-norm transformer block.
  */
-import { fromHost, full, tensor } from '../creation';
+import { full, tensor } from '../creation';
 import { ShapeError, ValueError } from '../errors';
 import {
   add,
@@ -18,7 +18,6 @@ import {
   mean,
   mul,
   reshape,
-  softmax,
   sqrt,
   square,
   stopGradient,
@@ -254,12 +253,6 @@ function attend(
   const k = split(linear.apply(params.k, t));
   const v = split(linear.apply(params.v, t));
   let logits = matmul(q, transpose(k, [0, 1, 3, 2]));
-  let keep: Tensor | undefined;
-  if (opts.causal) {
-    const c = new Int32Array(n * n);
-    for (let i = 0; i < n; i++) for (let j = 0; j <= i; j++) c[i * n + j] = 1;
-    keep = fromHost(c, [1, 1, n, n], 'int32');
-  }
   if (opts.mask !== undefined) {
     let m = asTensor(opts.mask);
     if (unbatched && m.ndim === 1) m = expandDims(m, 0);
@@ -267,12 +260,12 @@ function attend(
       throw new ShapeError(
         `nn.attention.apply: mask must be [batch, seq] = ${fmt([b, n])}, got ${fmt(m.shape)}`,
       );
-    const pm = reshape(cast(m, 'float32'), [b, 1, 1, n]);
-    const valid = cast(where(pm, 1, 0), 'int32');
-    keep = keep === undefined ? valid : mul(keep, valid);
+    const valid = reshape(cast(where(cast(m, 'float32'), 1, 0), 'int32'), [b, 1, 1, n]);
+    logits = where(valid, logits, MASKED);
   }
-  if (keep !== undefined) logits = where(keep, logits, MASKED);
-  const weights = softmax(logits, -1);
+  // The causal mask is softmax's own: row i is taken over keys 0..i and the rest written 0, with
+  // no mask tensor and no pass over the logits to apply one (nor exps for the masked half).
+  const weights = apply('softmax', [logits], opts.causal ? { axis: 3, causal: true } : { axis: 3 });
   const ctx = reshape(transpose(matmul(weights, v), [0, 2, 1, 3]), [b, n, d]);
   let out = linear.apply(params.o, ctx);
   if (unbatched) out = reshape(out, [n, d]);

@@ -491,13 +491,14 @@ const softmaxFamily: KernelBuilder = (n, ctx) => {
   if (sizeOf(x.shape) === 0) return null;
   const backward = n.op === 'softmaxGrad';
   const log = backward ? n.attrs.log === true : n.op === 'logSoftmax';
-  const mode = (log ? 1 : 0) | (backward ? 2 : 0);
+  const causal = n.attrs.causal ? x.shape[x.shape.length - 2] : 0;
+  const mode = (log ? 1 : 0) | (backward ? 2 : 0) | (causal << 2);
   const ins = n.inputs.map((t) => ctx.at(t));
   const out = ctx.at(n);
   const rowKernel = (p: PtrTable, y: number, o: number, g: number) =>
     backward
       ? ctx.k.softmaxBackward(p[y], p[g], p[o], rows, cols, log)
-      : ctx.k.softmax(p[y], p[o], rows, cols, log);
+      : ctx.k.softmax(p[y], p[o], rows, cols, log, causal);
   if (axis !== x.shape.length - 1) {
     const perm = [...x.shape.keys()].filter((i) => i !== axis).concat(axis);
     const inv = perm.map((_, i) => perm.indexOf(i));

@@ -34,12 +34,14 @@ const LANES_PER_GROUP = 64;
 const GROUP = 128;
 
 const COMMON = /* wgsl */ `
-struct U { rows: u32, cols: u32, inner: u32, log: u32 }
+struct U { rows: u32, cols: u32, inner: u32, log: u32, q: u32 }
 // Runtime values (private variables), so the WGSL front end never constant-folds a NaN or infinity.
 var<private> NAN_BITS: u32 = 0x7fc00000u;
 var<private> NEG_INF_BITS: u32 = 0xff800000u;
 fn isFiniteF(x: f32) -> bool { return (bitcast<u32>(x) & 0x7f800000u) != 0x7f800000u; }
-fn laneBase(r: u32) -> u32 { return (r / u.inner) * u.cols * u.inner + r % u.inner; }`;
+fn laneBase(r: u32) -> u32 { return (r / u.inner) * u.cols * u.inner + r % u.inner; }
+// softmax with a causal mask (q > 0): lane r, row r % q of a [q, cols] block, keeps this many
+fn laneLen(r: u32) -> u32 { return select(u.cols, min(u.cols, r % max(u.q, 1u) + 1u + u.cols - u.q), u.q > 0u); }`;
 
 function bindings(kind: Kind): string {
   const b = ['@group(0) @binding(0) var<storage, read> X: array<f32>;'];
@@ -64,7 +66,7 @@ function outputPass(kind: Exclude<Kind, 'grad'>, loop: string, first: string): s
   ${loop} {
     let at = base + i * u.inner;
     let v = X[at] - m;
-    if (u.log == 1u) { Y[at] = v - ls; } else { Y[at] = exp(v) / s; }
+    if (u.log == 1u) { Y[at] = v - ls; } else { Y[at] = select(0.0, exp(v) / s, i < len); }
   }`;
     case 'xent':
       return `  if (${first}) {
@@ -94,14 +96,15 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
   let r = (wid.y * nwg.x + wid.x) * ${LANES_PER_GROUP}u + li;
   if (r >= u.rows) { return; }
   let base = laneBase(r);
+  let len = laneLen(r);
   var m = bitcast<f32>(NEG_INF_BITS);
-  for (var i = 0u; i < u.cols; i++) {
+  for (var i = 0u; i < len; i++) {
     let x = X[base + i * u.inner];
     if (x > m) { m = x; }
   }
   if (!isFiniteF(m)) { m = 0.0; }
   var s = 0.0;
-  for (var i = 0u; i < u.cols; i++) { s += exp(X[base + i * u.inner] - m); }
+  for (var i = 0u; i < len; i++) { s += exp(X[base + i * u.inner] - m); }
 ${outputPass(kind, 'for (var i = 0u; i < u.cols; i++)', 'true')}
 }
 `;
@@ -114,8 +117,9 @@ ${bindings(kind)}
 
 ${rowGroupWgsl(GROUP)}
   let base = laneBase(r);
+  let len = laneLen(r);
   var m = bitcast<f32>(NEG_INF_BITS);
-  for (var i = li; i < u.cols; i += ${GROUP}u) {
+  for (var i = li; i < len; i += ${GROUP}u) {
     let x = X[base + i * u.inner];
     if (x > m) { m = x; }
   }
@@ -132,7 +136,7 @@ ${rowGroupWgsl(GROUP)}
   if (!isFiniteF(m)) { m = 0.0; }
   workgroupBarrier();
   var part = 0.0;
-  for (var i = li; i < u.cols; i += ${GROUP}u) { part += exp(X[base + i * u.inner] - m); }
+  for (var i = li; i < len; i += ${GROUP}u) { part += exp(X[base + i * u.inner] - m); }
   let s = groupSum(li, part);
 ${outputPass(kind, `for (var i = li; i < u.cols; i += ${GROUP}u)`, 'li == 0u')}
 }
@@ -209,6 +213,7 @@ function rowDispatch(
   inner: number,
   log: boolean,
   limits: GpuLimits,
+  causal = 0,
 ): GpuDispatch[] | null {
   const shape: Shape = cols <= 128 || inner >= LANES_PER_GROUP ? 'thread' : 'group';
   if (shape === 'group' && limits.maxComputeInvocationsPerWorkgroup < GROUP) return null;
@@ -217,7 +222,7 @@ function rowDispatch(
     {
       wgsl: softmaxWgsl(kind, shape),
       buffers,
-      uniforms: new Uint32Array([rows, cols, inner, log ? 1 : 0]),
+      uniforms: new Uint32Array([rows, cols, inner, log ? 1 : 0, causal, 0, 0, 0]),
       workgroups,
     },
   ];
@@ -240,6 +245,7 @@ const softmax: GpuKernelBuilder = (n, ctx) => {
     inner,
     n.op === 'logSoftmax',
     ctx.limits,
+    n.attrs.causal ? x.shape[x.shape.length - 2] : 0,
   );
 };
 

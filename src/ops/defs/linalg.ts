@@ -119,9 +119,22 @@ function lanes(
   for (let p = 0; p < outer; p++) for (let q = 0; q < inner; q++) f(p * len * inner + q, inner, len);
 }
 
-function softmaxRef(x: Float64Array, shape: readonly number[], axis: number, log: boolean): Float64Array {
+/**
+ * How many leading positions lane `lane` of softmax's input keeps: all of them, or with
+ * attrs.causal (axis last, lanes the rows of [q, cols] blocks) row i's first i + 1 + cols - q, so
+ * query i of a self-attention block sees keys 0..i. The rest get weight 0, and so gradient 0.
+ */
+export function causalLength(attrs: Attrs, shape: readonly number[], lane: number, cols: number): number {
+  if (!attrs.causal) return cols;
+  const q = shape[shape.length - 2];
+  return Math.min(cols, (lane % q) + 1 + cols - q);
+}
+
+function softmaxRef(x: Float64Array, shape: readonly number[], attrs: Attrs, log: boolean): Float64Array {
   const out = new Float64Array(x.length);
-  lanes(shape, axis, (base, st, len) => {
+  let lane = 0;
+  lanes(shape, axisOf(attrs), (base, st, cols) => {
+    const len = causalLength(attrs, shape, lane++, cols);
     let m = Number.NEGATIVE_INFINITY;
     for (let i = 0; i < len; i++) m = Math.max(m, x[base + i * st]);
     if (!Number.isFinite(m)) m = 0;
@@ -132,6 +145,7 @@ function softmaxRef(x: Float64Array, shape: readonly number[], axis: number, log
       const v = x[base + i * st] - m;
       out[base + i * st] = log ? v - ls : Math.exp(v) / s;
     }
+    // positions past len stay 0
   });
   return out;
 }
@@ -141,18 +155,29 @@ const axisOf = (attrs: Attrs) => attrs.axis as number;
 defineOp({
   name: 'softmax',
   kind: 'other',
-  infer: ([x]) => ({ shape: x.shape, dtype: x.dtype }),
-  reference: ([x], attrs) => softmaxRef(x.data, x.shape, axisOf(attrs), false),
+  infer: ([x], attrs) => {
+    const n = x.shape.length;
+    if (attrs.causal && (axisOf(attrs) !== n - 1 || n < 2 || x.shape[n - 2] > x.shape[n - 1]))
+      throw new ShapeError(
+        `softmax: a causal mask needs the last axis and at least as many columns as rows, got ${fmt(x.shape)} along axis ${axisOf(attrs)}`,
+      );
+    return { shape: x.shape, dtype: x.dtype };
+  },
+  reference: ([x], attrs) => softmaxRef(x.data, x.shape, attrs, false),
+  // masked positions have y = 0, so softmaxGrad gives them tangent and cotangent 0 as it is
   jvp: ([t], _x, y, attrs) => (t ? softmaxGrad(y, t, attrs, false) : null),
   vjp: (ct, _x, y, attrs) => [softmaxGrad(y, ct, attrs, false)],
-  batch: axisRule('softmax'),
+  batch: (xs, ds, attrs, y, size) =>
+    attrs.causal
+      ? [apply('softmax', [moveBatch(xs[0], ds[0], 0, size)], { ...attrs, axis: axisOf(attrs) + 1 }), 0]
+      : axisRule('softmax')(xs, ds, attrs, y, size),
 });
 
 defineOp({
   name: 'logSoftmax',
   kind: 'other',
   infer: ([x]) => ({ shape: x.shape, dtype: x.dtype }),
-  reference: ([x], attrs) => softmaxRef(x.data, x.shape, axisOf(attrs), true),
+  reference: ([x], attrs) => softmaxRef(x.data, x.shape, attrs, true),
   jvp: ([t], _x, y, attrs) => (t ? o.sub(t, o.sum(o.mul(o.exp(y), t), axisOf(attrs), true)) : null),
   vjp: (ct, _x, y, attrs) => [softmaxGrad(y, ct, attrs, true)],
   batch: axisRule('logSoftmax'),
@@ -248,7 +273,7 @@ defineOp({
   },
   reference: ([x, y]) => {
     const cols = x.shape[x.shape.length - 1];
-    const logp = softmaxRef(x.data, x.shape, x.shape.length - 1, true);
+    const logp = softmaxRef(x.data, x.shape, { axis: x.shape.length - 1 }, true);
     return y.data.map((label, r) => (label >= 0 && label < cols ? -logp[r * cols + label] : Number.NaN));
   },
   // d loss_i / d x_ic = softmax(x_i)_c - onehot(label_i)_c.
@@ -298,7 +323,7 @@ defineOp({
   infer: ([x]) => ({ shape: x.shape, dtype: 'float32' }),
   reference: ([x, y, g]) => {
     const cols = x.shape[x.shape.length - 1];
-    const p = softmaxRef(x.data, x.shape, x.shape.length - 1, false);
+    const p = softmaxRef(x.data, x.shape, { axis: x.shape.length - 1 }, false);
     return p.map((v, i) => {
       const r = Math.floor(i / cols);
       return g.data[r] * (v - (i - r * cols === y.data[r] ? 1 : 0));
