@@ -61,8 +61,8 @@ export function cumsum(x: usize, out: usize, outer: i32, len: i32, inner: i32, r
   cumsumAxis(x, out, outer, len, inner, reverse != 0, isInt != 0);
 }
 
-export function softmax(x: usize, out: usize, rows: i32, cols: i32, mode: i32): void {
-  softmaxRows(x, out, rows, cols, mode, 0);
+export function softmax(x: usize, out: usize, rows: i32, cols: i32, mode: i32, keep: usize, group: i32): void {
+  softmaxRows(x, out, rows, cols, mode, 0, keep, group);
 }
 
 export function layerNorm(x: usize, g: usize, t: usize, out: usize, rows: i32, cols: i32, eps: f32, flags: i32): void {

@@ -30,21 +30,51 @@ import { rowMaxSumExp, rowMaxSumExpStore, rowShift, rowSum, logf } from './reduc
 }
 
 /**
- * Row-wise softmax (mode bit 0 clear) or logSoftmax (set). out may alias x. mode >> 2 = q > 0
- * masks causally: the rows are those of [q, cols] blocks, row0 the index of the first, and row i
- * of a block keeps its first i + 1 + cols - q columns; the rest are written 0 (softmax only).
+ * Row-wise softmax (mode bit 0 clear) or logSoftmax (set). out may alias x. Masks (softmax only):
+ * mode >> 2 = q > 0 is causal: the rows are those of [q, cols] blocks, row0 the index of the
+ * first, and row i of a block keeps its first i + 1 + cols - q columns. keep != 0 is an int32
+ * [K, cols] mask, row r reading its row (row0 + r) / group: positions where it is 0 count as
+ * -Infinity. Masked positions are written 0, and so is a row that keeps nothing.
  */
-export function softmaxRows(x: usize, out: usize, rows: i32, cols: i32, mode: i32, row0: i32): void {
+export function softmaxRows(
+  x: usize, out: usize, rows: i32, cols: i32, mode: i32, row0: i32, keep: usize, group: i32,
+): void {
   const q = mode >> 2;
   for (let r = 0; r < rows; r++) {
     const off = (<usize>r * <usize>cols) << 2;
     const len = q == 0 ? cols : min(cols, (row0 + r) % q + 1 + cols - q);
+    let src = x + off;
+    if (keep != 0) {
+      // the masked logits, written where the weights go (out may alias x: each read comes first)
+      const kr = keep + ((<usize>((row0 + r) / group) * <usize>cols) << 2);
+      const ninf = f32x4.splat(-Infinity);
+      let any = i32x4.splat(0);
+      let j = 0;
+      for (; j + 4 <= len; j += 4) {
+        const p = <usize>j << 2;
+        const k = i32x4.ne(v128.load(kr + p), i32x4.splat(0));
+        any = v128.or(any, k);
+        v128.store(out + off + p, v128.bitselect(v128.load(x + off + p), ninf, k));
+      }
+      let kept = v128.any_true(any);
+      for (; j < len; j++) {
+        const p = <usize>j << 2;
+        const k = load<i32>(kr + p) != 0;
+        kept = kept || k;
+        store<f32>(out + off + p, k ? load<f32>(x + off + p) : -Infinity);
+      }
+      if (!kept) {
+        memory.fill(out + off, 0, <usize>cols << 2);
+        continue;
+      }
+      src = out + off;
+    }
     // x - max is exact for nearby values, so large offsets cost no accuracy
     if ((mode & 1) != 0) {
-      rowMaxSumExp(x + off, len);
-      expShiftScale(x + off, out + off, len, rowShift, logf(rowSum), true);
+      rowMaxSumExp(src, len);
+      expShiftScale(src, out + off, len, rowShift, logf(rowSum), true);
     } else {
-      rowMaxSumExpStore(x + off, len, out + off);
+      rowMaxSumExpStore(src, len, out + off);
       scaleRow(out + off, len, 1.0 / rowSum);
     }
     if (len < cols) memory.fill(out + off + (<usize>len << 2), 0, <usize>(cols - len) << 2);

@@ -99,7 +99,7 @@ export function runTask(rec: usize, u0: i32, u1: i32, scratch: usize): i32 {
       if ((mode & 2) != 0)
         softmaxBackwardRows(off(arg(rec, 0), u0, cols), off(arg(rec, 4), u0, cols), off(arg(rec, 1), u0, cols), n, cols,
           mode & 1);
-      else softmaxRows(off(arg(rec, 0), u0, cols), off(arg(rec, 1), u0, cols), n, cols, mode, u0);
+      else softmaxRows(off(arg(rec, 0), u0, cols), off(arg(rec, 1), u0, cols), n, cols, mode, u0, <usize>arg(rec, 4), arg(rec, 5));
       return 0;
     }
     case T_STRIDED: {

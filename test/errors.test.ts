@@ -1,6 +1,6 @@
 /** Bad input raises a typed error at the call that made it, and leaves existing tensors intact. */
 import { describe, expect, it } from 'vitest';
-import { tensor } from '../src/creation';
+import { arange, tensor } from '../src/creation';
 import {
   AxisError,
   ConcretizationError,
@@ -14,6 +14,7 @@ import {
   ValueError,
 } from '../src/index';
 import * as o from '../src/ops/api';
+import { apply } from '../src/ops/registry';
 import { trace } from '../src/runtime/jit';
 import type { Tensor } from '../src/tensor';
 
@@ -32,6 +33,34 @@ describe('typed errors', () => {
     expect(() => o.reshape(a, [2, 2])).toThrow(/reshape: cannot reshape \[1, 3\]/);
     expect(() => o.concat([a, b], 0)).toThrow(/concat: shapes \[1, 3\] and \[2, 2\] differ outside axis 0/);
     expect(() => o.slice(a, [0, 2], [1, 2])).toThrow(ShapeError);
+  });
+
+  it("softmax's masks: the last axis, no more rows than columns, an int32 [K, cols] keep with K dividing the rows", () => {
+    const x = o.reshape(arange(24), [2, 3, 4]);
+    const keep = (data: number[], shape: number[]) =>
+      tensor(Int32Array.from(data), { shape, dtype: 'int32' });
+    const sm = (inputs: Tensor[], attrs: Record<string, unknown>) => apply('softmax', inputs, attrs);
+    expect(() => sm([x], { axis: 1, causal: true })).toThrow(
+      /softmax: a mask needs the last axis, got axis 1 of \[2, 3, 4\]/,
+    );
+    expect(() => sm([o.reshape(x, [2, 4, 3])], { axis: 2, causal: true })).toThrow(
+      /softmax: a causal mask needs at least as many columns as rows, got \[2, 4, 3\]/,
+    );
+    const k5 = keep([1, 0, 1, 1, 1], [5, 1]);
+    for (const [k, what] of [
+      [keep([1, 0, 1], [1, 3]), 'int32 [1, 3]'],
+      [k5, 'int32 [5, 1]'],
+      [keep([1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1], [5, 4]), 'int32 [5, 4]'],
+      [o.cast(keep([1, 1, 1, 1], [1, 4]), 'float32'), 'float32 [1, 4]'],
+    ] as const) {
+      expect(() => sm([x, k], { axis: 2 })).toThrow(ShapeError);
+      expect(() => sm([x, k], { axis: 2 })).toThrow(
+        `softmax: keep must be int32 [K, 4] with K dividing the 6 rows of x [2, 3, 4], got ${what}`,
+      );
+    }
+    // K = 2 and 3 divide the 6 rows
+    expect(sm([x, keep([1, 1, 0, 1, 0, 1, 1, 1], [2, 4])], { axis: 2 }).shape).toEqual([2, 3, 4]);
+    expect(sm([x, keep(new Array(12).fill(1), [3, 4])], { axis: 2, causal: true }).shape).toEqual([2, 3, 4]);
   });
 
   it('axis out of range', () => {

@@ -593,6 +593,26 @@ export const specs: Spec[] = [
     make: () => (x) => apply('softmax', [x], { axis: x.ndim - 1, causal: true }),
   },
   {
+    // softmax with a keep mask (attention's padding mask): int32 [K, cols], row r of x masked by
+    // keep row r / (rows / K); about one position in three masked, so some rows keep nothing.
+    // K is x's first axis, or 1; maybe causal too.
+    name: 'maskedSoftmax',
+    domains: ['real'],
+    shapes: fc
+      .tuple(fc.array(dim, { minLength: 0, maxLength: 2 }), dim, fc.integer({ min: 0, max: 2 }))
+      .map(([lead, q, extra]) => [[...lead, q, q + extra]]),
+    make: ([s], r) => {
+      const cols = s[s.length - 1];
+      const K = s.length > 2 && r() < 0.5 ? s[0] : 1;
+      const keep = tensor(
+        Int32Array.from({ length: K * cols }, () => (r() < 0.35 ? 0 : 1)),
+        { shape: [K, cols], dtype: 'int32' },
+      );
+      const attrs = r() < 0.5 ? { axis: s.length - 1, causal: true } : { axis: s.length - 1 };
+      return (x) => apply('softmax', [x, keep], attrs);
+    },
+  },
+  {
     name: 'logSoftmax',
     domains: ['real'],
     shapes: shape(3, dim)

@@ -371,17 +371,23 @@ describe('nn.attention', () => {
     const y1c = vals(nn.attention.apply(p, x, { heads: 2, mask, causal: true }));
     expectClose(y2.slice(0, 24), y1c.slice(0, 24), { rtol: 1e-5, atol: 1e-6 });
     expect(y1.every(Number.isFinite)).toBe(true);
-    // a fully masked row stays finite
-    const all = vals(
-      nn.attention.apply(p, x, {
-        heads: 2,
-        mask: tensor([
-          [0, 0, 0, 0, 0],
-          [1, 1, 1, 1, 1],
-        ]),
-      }),
-    );
+    // a query that can see no real token gets all-zero weights (its output is o's bias)
+    const none = {
+      heads: 2,
+      mask: tensor([
+        [0, 0, 0, 0, 0],
+        [1, 1, 1, 1, 1],
+      ]),
+    };
+    const all = vals(nn.attention.apply(p, x, none));
     expect(all.every(Number.isFinite)).toBe(true);
+    expect(vals(nn.attention.weights(p, x, none)).slice(0, 50)).toEqual(new Array(50).fill(0));
+    const bias = vals(p.o.b);
+    for (let i = 0; i < 5; i++) expectClose(all.slice(i * 8, i * 8 + 8), bias, { rtol: 1e-6 });
+    // the masks are softmax's own: no tensor of the logits' size, no where pass
+    const wt = nn.attention.weights(p, x, { ...none, causal: true });
+    expect([wt.op, wt.inputs.length, wt.attrs.causal]).toEqual(['softmax', 2, true]);
+    expect(wt.inputs[1].shape).toEqual([2, 5]);
     expect(() => nn.attention.apply(p, x, { heads: 2, mask: tensor([[1, 1]]) })).toThrow(ShapeError);
   });
 

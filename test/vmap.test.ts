@@ -210,6 +210,19 @@ describe('vmap equals a loop over the batch, for every op', () => {
         })),
     },
     {
+      name: 'softmax with a keep mask (batched or not) and maybe causal',
+      cases: fc
+        .tuple(fc.integer({ min: 1, max: 3 }), fc.integer({ min: 1, max: 3 }), fc.boolean())
+        .map(([k, q, causal]) => ({
+          inputs: [
+            { shape: [k, 2, q, q + 1], domain: 'real' as Domain },
+            { shape: [k, q + 1], max: 2 },
+          ],
+          f: (x: Tensor, keep: Tensor) =>
+            apply('softmax', [x, keep], causal ? { axis: 3, causal } : { axis: 3 }),
+        })),
+    },
+    {
       name: 'matmul with batch dims on both sides and transposes',
       cases: fc
         .tuple(fc.integer({ min: 1, max: 3 }), fc.integer({ min: 1, max: 3 }), fc.boolean(), fc.boolean())

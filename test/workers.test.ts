@@ -211,7 +211,10 @@ function cases(): { name: string; kinds: Kind[]; run: () => Tensor[] }[] {
         const loss = (t: Tensor) => t.softmax(-1).mul(weights).sum().add(t.logSoftmax(-1).mul(weights).sum());
         // causal rows: each worker's chunk starts mid-block, so it must know its first row's index
         const causal = apply('softmax', [wide.reshape([125, 16, 301])], { axis: 2, causal: true });
-        return [wide.softmax(-1), wide.logSoftmax(-1), grad(loss)(wide), causal];
+        // a keep row per 16 rows (one in three keys masked): chunks start mid-group too
+        const keep = wide.slice([0, 0], [125, 301]).greater(-0.4).cast('int32');
+        const masked = apply('softmax', [wide.reshape([125, 16, 301]), keep], { axis: 2 });
+        return [wide.softmax(-1), wide.logSoftmax(-1), grad(loss)(wide), causal, masked];
       },
     },
     {

@@ -184,7 +184,8 @@ export interface AttentionOptions {
   causal?: boolean;
   /**
    * Padding mask [batch, seq] (or [seq] for unbatched x): nonzero marks a real token, 0 a padded one
-   * that no position attends to.
+   * that no position attends to. A query that can see no real token (with causal, a padded prefix)
+   * gets all-zero weights.
    */
   mask?: Tensor;
   /**
@@ -193,9 +194,6 @@ export interface AttentionOptions {
    */
   heads?: number;
 }
-
-/** What masked logits are replaced with: finite, so a fully masked row gives uniform weights, not NaN. */
-const MASKED = -1e9;
 
 export const attention = {
   /**
@@ -252,7 +250,8 @@ function attend(
   const q = split(mul(linear.apply(params.q, t), 1 / Math.sqrt(dh)));
   const k = split(linear.apply(params.k, t));
   const v = split(linear.apply(params.v, t));
-  let logits = matmul(q, transpose(k, [0, 1, 3, 2]));
+  const logits = matmul(q, transpose(k, [0, 1, 3, 2]));
+  const inputs = [logits];
   if (opts.mask !== undefined) {
     let m = asTensor(opts.mask);
     if (unbatched && m.ndim === 1) m = expandDims(m, 0);
@@ -260,12 +259,13 @@ function attend(
       throw new ShapeError(
         `nn.attention.apply: mask must be [batch, seq] = ${fmt([b, n])}, got ${fmt(m.shape)}`,
       );
-    const valid = reshape(cast(where(cast(m, 'float32'), 1, 0), 'int32'), [b, 1, 1, n]);
-    logits = where(valid, logits, MASKED);
+    inputs.push(cast(where(cast(m, 'float32'), 1, 0), 'int32'));
   }
-  // The causal mask is softmax's own: row i is taken over keys 0..i and the rest written 0, with
-  // no mask tensor and no pass over the logits to apply one (nor exps for the masked half).
-  const weights = apply('softmax', [logits], opts.causal ? { axis: 3, causal: true } : { axis: 3 });
+  // Both masks are softmax's own: the causal one takes row i over keys 0..i, and the padding one
+  // ([batch, seq], a row per example) skips padded keys, so no mask tensor of the logits' size is
+  // made and no pass over them applies it. Masked keys get weight 0; a query that may see no key
+  // at all gets all-zero weights (so its output is the output projection's bias).
+  const weights = apply('softmax', inputs, opts.causal ? { axis: 3, causal: true } : { axis: 3 });
   const ctx = reshape(transpose(matmul(weights, v), [0, 2, 1, 3]), [b, n, d]);
   let out = linear.apply(params.o, ctx);
   if (unbatched) out = reshape(out, [n, d]);

@@ -20,8 +20,10 @@
  *   cumsum(x, out, outer, len, inner, reverse, isInt)
  *                                        running sums along the middle axis (f64 accumulation for f32)
  *                                        Ops: ReduceOp (argmax/argmin and *_I32 write int32)
- *   softmax(x, out, rows, cols, mode)    row softmax (mode 0) or logSoftmax (1); out may alias x;
- *                                        mode | q << 2 masks causally (rows of [q, cols] blocks)
+ *   softmax(x, out, rows, cols, mode, keep, group)
+ *                                        row softmax (mode 0) or logSoftmax (1); out may alias x;
+ *                                        mode | q << 2 masks causally (rows of [q, cols] blocks);
+ *                                        keep (int32 [K, cols] or 0), group: row r masked by keep row r / group
  *   layerNorm(x, g, t, out, rows, cols, eps: f32, flags)
  *                                        out_r = (x_r - mean) / sqrt(var + eps) * g + t (t = b, [cols]);
  *                                        flags 1 rms: x_r / sqrt(mean(x_r²) + eps) * g + t; flags 2
@@ -137,7 +139,15 @@ export interface KernelExports {
     reverse: number,
     isInt: number,
   ): void;
-  softmax(x: number, out: number, rows: number, cols: number, mode: number): void;
+  softmax(
+    x: number,
+    out: number,
+    rows: number,
+    cols: number,
+    mode: number,
+    keep: number,
+    group: number,
+  ): void;
   softmaxBackward(y: number, dy: number, dx: number, rows: number, cols: number, logMode: number): void;
   layerNorm(
     x: number,
@@ -454,9 +464,21 @@ export class Kernels {
   }
 
   // ---- softmax family ----
-  /** causal = q > 0: row i of each [q, cols] block keeps its first i + 1 + cols - q columns. */
-  softmax(x: number, out: number, rows: number, cols: number, log = false, causal = 0): void {
-    this.exports.softmax(x, out, rows, cols, (log ? 1 : 0) | (causal << 2));
+  /**
+   * causal = q > 0: row i of each [q, cols] block keeps its first i + 1 + cols - q columns; keep
+   * (an int32 [K, cols] mask, or 0) masks row r with keep row r / group.
+   */
+  softmax(
+    x: number,
+    out: number,
+    rows: number,
+    cols: number,
+    log = false,
+    causal = 0,
+    keep = 0,
+    group = 1,
+  ): void {
+    this.exports.softmax(x, out, rows, cols, (log ? 1 : 0) | (causal << 2), keep, group);
   }
   /** flags: 1 rms, 2 backward (t = ct instead of b). */
   layerNorm(

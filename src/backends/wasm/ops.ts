@@ -495,10 +495,13 @@ const softmaxFamily: KernelBuilder = (n, ctx) => {
   const mode = (log ? 1 : 0) | (backward ? 2 : 0) | (causal << 2);
   const ins = n.inputs.map((t) => ctx.at(t));
   const out = ctx.at(n);
+  // a keep mask (forward only: the backward's second operand is g) and the rows each keep row masks
+  const keep = backward ? undefined : n.inputs[1];
+  const group = keep ? rows / Math.max(1, keep.shape[0]) : 1;
   const rowKernel = (p: PtrTable, y: number, o: number, g: number) =>
     backward
       ? ctx.k.softmaxBackward(p[y], p[g], p[o], rows, cols, log)
-      : ctx.k.softmax(p[y], p[o], rows, cols, log, causal);
+      : ctx.k.softmax(p[y], p[o], rows, cols, log, causal, keep ? p[g] : 0, group);
   if (axis !== x.shape.length - 1) {
     const perm = [...x.shape.keys()].filter((i) => i !== axis).concat(axis);
     const inv = perm.map((_, i) => perm.indexOf(i));
@@ -517,7 +520,7 @@ const softmaxFamily: KernelBuilder = (n, ctx) => {
     {
       kind: TaskKind.softmax,
       units: rows,
-      args: [{ slot: ins[0] }, { slot: out }, cols, mode, ...(backward ? [{ slot: ins[1] }] : [])],
+      args: [{ slot: ins[0] }, { slot: out }, cols, mode, ins.length > 1 ? { slot: ins[1] } : 0, group],
       grain: 1,
       cost: rows * cols * 3,
     },

@@ -26,7 +26,8 @@ import { rowGroupWgsl } from './wgsl';
 
 const NAN_BITS = 0x7fc00000;
 
-type Kind = 'softmax' | 'xent' | 'xentGrad' | 'grad';
+/** 'masked': softmax with a keep mask (an int32 [K, cols] binding). */
+type Kind = 'softmax' | 'masked' | 'xent' | 'xentGrad' | 'grad';
 type Shape = 'thread' | 'group';
 
 /** Lanes per workgroup in the per-invocation shape; invocations per lane in the per-workgroup shape. */
@@ -34,7 +35,7 @@ const LANES_PER_GROUP = 64;
 const GROUP = 128;
 
 const COMMON = /* wgsl */ `
-struct U { rows: u32, cols: u32, inner: u32, log: u32, q: u32 }
+struct U { rows: u32, cols: u32, inner: u32, log: u32, q: u32, group: u32 }
 // Runtime values (private variables), so the WGSL front end never constant-folds a NaN or infinity.
 var<private> NAN_BITS: u32 = 0x7fc00000u;
 var<private> NEG_INF_BITS: u32 = 0xff800000u;
@@ -45,12 +46,21 @@ fn laneLen(r: u32) -> u32 { return select(u.cols, min(u.cols, r % max(u.q, 1u) +
 
 function bindings(kind: Kind): string {
   const b = ['@group(0) @binding(0) var<storage, read> X: array<f32>;'];
+  if (kind === 'masked') b.push('@group(0) @binding(1) var<storage, read> K: array<i32>;');
   if (kind === 'xent' || kind === 'xentGrad')
     b.push('@group(0) @binding(1) var<storage, read> L: array<i32>;');
-  if (kind !== 'softmax' && kind !== 'xent')
+  if (kind === 'xentGrad' || kind === 'grad')
     b.push(`@group(0) @binding(${b.length}) var<storage, read> G: array<f32>;`);
   b.push(`@group(0) @binding(${b.length}) var<storage, read_write> Y: array<f32>;`);
   b.push(`@group(0) @binding(${b.length}) var<uniform> u: U;`);
+  // lane r's position i: kept, and the logit it contributes (a masked one counts as -Infinity)
+  b.push(
+    kind === 'masked'
+      ? `fn kept(r: u32, i: u32) -> bool { return K[(r / u.group) * u.cols + i] != 0i; }
+fn logit(r: u32, at: u32, i: u32) -> f32 { return select(bitcast<f32>(NEG_INF_BITS), X[at], kept(r, i)); }`
+      : `fn kept(r: u32, i: u32) -> bool { return true; }
+fn logit(r: u32, at: u32, i: u32) -> f32 { return X[at]; }`,
+  );
   return b.join('\n');
 }
 
@@ -62,11 +72,12 @@ function bindings(kind: Kind): string {
 function outputPass(kind: Exclude<Kind, 'grad'>, loop: string, first: string): string {
   switch (kind) {
     case 'softmax':
+    case 'masked':
       return `  let ls = log(s);
   ${loop} {
     let at = base + i * u.inner;
     let v = X[at] - m;
-    if (u.log == 1u) { Y[at] = v - ls; } else { Y[at] = select(0.0, exp(v) / s, i < len); }
+    if (u.log == 1u) { Y[at] = v - ls; } else { Y[at] = select(0.0, exp(v) / s, i < len && any && kept(r, i)); }
   }`;
     case 'xent':
       return `  if (${first}) {
@@ -98,13 +109,15 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
   let base = laneBase(r);
   let len = laneLen(r);
   var m = bitcast<f32>(NEG_INF_BITS);
+  var any = false; // a lane that keeps nothing is written 0
   for (var i = 0u; i < len; i++) {
-    let x = X[base + i * u.inner];
+    let x = logit(r, base + i * u.inner, i);
+    any = any || kept(r, i);
     if (x > m) { m = x; }
   }
   if (!isFiniteF(m)) { m = 0.0; }
   var s = 0.0;
-  for (var i = 0u; i < len; i++) { s += exp(X[base + i * u.inner] - m); }
+  for (var i = 0u; i < len; i++) { s += exp(logit(r, base + i * u.inner, i) - m); }
 ${outputPass(kind, 'for (var i = 0u; i < u.cols; i++)', 'true')}
 }
 `;
@@ -119,8 +132,10 @@ ${rowGroupWgsl(GROUP)}
   let base = laneBase(r);
   let len = laneLen(r);
   var m = bitcast<f32>(NEG_INF_BITS);
+  var mine = false;
   for (var i = li; i < len; i += ${GROUP}u) {
-    let x = X[base + i * u.inner];
+    let x = logit(r, base + i * u.inner, i);
+    mine = mine || kept(r, i);
     if (x > m) { m = x; }
   }
   red[li] = m;
@@ -136,8 +151,9 @@ ${rowGroupWgsl(GROUP)}
   if (!isFiniteF(m)) { m = 0.0; }
   workgroupBarrier();
   var part = 0.0;
-  for (var i = li; i < len; i += ${GROUP}u) { part += exp(X[base + i * u.inner] - m); }
+  for (var i = li; i < len; i += ${GROUP}u) { part += exp(logit(r, base + i * u.inner, i) - m); }
   let s = groupSum(li, part);
+  let any = ${kind === 'masked' ? 'groupSum(li, select(0.0, 1.0, mine)) > 0.0' : 'true'};
 ${outputPass(kind, `for (var i = li; i < u.cols; i += ${GROUP}u)`, 'li == 0u')}
 }
 `;
@@ -214,6 +230,7 @@ function rowDispatch(
   log: boolean,
   limits: GpuLimits,
   causal = 0,
+  group = 1,
 ): GpuDispatch[] | null {
   const shape: Shape = cols <= 128 || inner >= LANES_PER_GROUP ? 'thread' : 'group';
   if (shape === 'group' && limits.maxComputeInvocationsPerWorkgroup < GROUP) return null;
@@ -222,7 +239,7 @@ function rowDispatch(
     {
       wgsl: softmaxWgsl(kind, shape),
       buffers,
-      uniforms: new Uint32Array([rows, cols, inner, log ? 1 : 0, causal, 0, 0, 0]),
+      uniforms: new Uint32Array([rows, cols, inner, log ? 1 : 0, causal, group, 0, 0]),
       workgroups,
     },
   ];
@@ -230,22 +247,24 @@ function rowDispatch(
 }
 
 const softmax: GpuKernelBuilder = (n, ctx) => {
-  const x = n.inputs[0];
+  const [x, keep] = n.inputs;
   if (x.dtype !== 'float32') return null;
   const axis = n.attrs.axis as number;
   const size = sizeOf(x.shape);
   if (size === 0) return [];
   const cols = x.shape[axis];
   const inner = sizeOf(x.shape.slice(axis + 1));
+  const rows = size / cols;
   return rowDispatch(
-    'softmax',
-    [ctx.at(x), ctx.at(n)],
-    size / cols,
+    keep ? 'masked' : 'softmax',
+    keep ? [ctx.at(x), ctx.at(keep), ctx.at(n)] : [ctx.at(x), ctx.at(n)],
+    rows,
     cols,
     inner,
     n.op === 'logSoftmax',
     ctx.limits,
     n.attrs.causal ? x.shape[x.shape.length - 2] : 0,
+    keep ? rows / keep.shape[0] : 1,
   );
 };
 

@@ -5,7 +5,7 @@ import type { Attrs, Tensor } from '../../tensor';
 import * as o from '../api';
 import { axisRule, batchFirst, moveBatch } from '../batching';
 import { forEachBroadcast } from '../reference-utils';
-import { apply, type BatchDim, defineOp } from '../registry';
+import { apply, type BatchDim, defineOp, type RefValue } from '../registry';
 
 /** (rows, cols) of op(x) for a matrix operand. */
 function dims(shape: readonly number[], trans: boolean): [number, number] {
@@ -120,7 +120,7 @@ function lanes(
 }
 
 /**
- * How many leading positions lane `lane` of softmax's input keeps: all of them, or with
+ * How many leading positions lane `lane` of softmax's input may keep: all of them, or with
  * attrs.causal (axis last, lanes the rows of [q, cols] blocks) row i's first i + 1 + cols - q, so
  * query i of a self-attention block sees keys 0..i. The rest get weight 0, and so gradient 0.
  */
@@ -130,22 +130,35 @@ export function causalLength(attrs: Attrs, shape: readonly number[], lane: numbe
   return Math.min(cols, (lane % q) + 1 + cols - q);
 }
 
-function softmaxRef(x: Float64Array, shape: readonly number[], attrs: Attrs, log: boolean): Float64Array {
-  const out = new Float64Array(x.length);
+/**
+ * softmax (or logSoftmax) along the axis; with `keep` (softmax only: int32 [K, cols], the axis
+ * last) row r keeps the positions where keep[r / (rows / K)] is nonzero, the others weight 0 as
+ * if their logits were -Infinity, and a row that keeps nothing is all 0.
+ */
+function softmaxRef(x: RefValue, attrs: Attrs, log: boolean, keep?: RefValue): Float64Array {
+  const out = new Float64Array(x.data.length);
+  const group = keep ? x.data.length / Math.max(1, sizeOf(keep.shape)) : 0;
   let lane = 0;
-  lanes(shape, axisOf(attrs), (base, st, cols) => {
-    const len = causalLength(attrs, shape, lane++, cols);
+  lanes(x.shape, axisOf(attrs), (base, st, cols) => {
+    const k0 = keep ? Math.floor(lane / group) * cols : 0;
+    const len = causalLength(attrs, x.shape, lane++, cols);
+    const kept = (i: number) => keep?.data[k0 + i] !== 0;
     let m = Number.NEGATIVE_INFINITY;
-    for (let i = 0; i < len; i++) m = Math.max(m, x[base + i * st]);
+    let any = false;
+    for (let i = 0; i < len; i++)
+      if (kept(i)) {
+        m = Math.max(m, x.data[base + i * st]);
+        any = true;
+      }
+    if (!any) return; // positions past len, masked ones and rows keeping nothing stay 0
     if (!Number.isFinite(m)) m = 0;
     let s = 0;
-    for (let i = 0; i < len; i++) s += Math.exp(x[base + i * st] - m);
+    for (let i = 0; i < len; i++) if (kept(i)) s += Math.exp(x.data[base + i * st] - m);
     const ls = Math.log(s);
     for (let i = 0; i < len; i++) {
-      const v = x[base + i * st] - m;
-      out[base + i * st] = log ? v - ls : Math.exp(v) / s;
+      const v = x.data[base + i * st] - m;
+      if (kept(i)) out[base + i * st] = log ? v - ls : Math.exp(v) / s;
     }
-    // positions past len stay 0
   });
   return out;
 }
@@ -155,29 +168,52 @@ const axisOf = (attrs: Attrs) => attrs.axis as number;
 defineOp({
   name: 'softmax',
   kind: 'other',
-  infer: ([x], attrs) => {
+  infer: ([x, keep], attrs) => {
     const n = x.shape.length;
-    if (attrs.causal && (axisOf(attrs) !== n - 1 || n < 2 || x.shape[n - 2] > x.shape[n - 1]))
+    const cols = x.shape[n - 1];
+    if ((attrs.causal || keep) && axisOf(attrs) !== n - 1)
       throw new ShapeError(
-        `softmax: a causal mask needs the last axis and at least as many columns as rows, got ${fmt(x.shape)} along axis ${axisOf(attrs)}`,
+        `softmax: a mask needs the last axis, got axis ${axisOf(attrs)} of ${fmt(x.shape)}`,
       );
+    if (attrs.causal && (n < 2 || x.shape[n - 2] > cols))
+      throw new ShapeError(
+        `softmax: a causal mask needs at least as many columns as rows, got ${fmt(x.shape)}`,
+      );
+    if (keep) {
+      const rows = sizeOf(x.shape) / Math.max(1, cols);
+      const K = keep.shape[0];
+      if (
+        keep.dtype !== 'int32' ||
+        keep.shape.length !== 2 ||
+        keep.shape[1] !== cols ||
+        (K === 0 ? rows > 0 : rows % K !== 0)
+      )
+        throw new ShapeError(
+          `softmax: keep must be int32 [K, ${cols}] with K dividing the ${rows} rows of x ${fmt(x.shape)}, got ${keep.dtype} ${fmt(keep.shape)}`,
+        );
+    }
     return { shape: x.shape, dtype: x.dtype };
   },
-  reference: ([x], attrs) => softmaxRef(x.data, x.shape, attrs, false),
+  reference: ([x, keep], attrs) => softmaxRef(x, attrs, false, keep),
   // masked positions have y = 0, so softmaxGrad gives them tangent and cotangent 0 as it is
   jvp: ([t], _x, y, attrs) => (t ? softmaxGrad(y, t, attrs, false) : null),
-  vjp: (ct, _x, y, attrs) => [softmaxGrad(y, ct, attrs, false)],
-  batch: (xs, ds, attrs, y, size) =>
-    attrs.causal
-      ? [apply('softmax', [moveBatch(xs[0], ds[0], 0, size)], { ...attrs, axis: axisOf(attrs) + 1 }), 0]
-      : axisRule('softmax')(xs, ds, attrs, y, size),
+  vjp: (ct, xs, y, attrs) => [softmaxGrad(y, ct, attrs, false), ...(xs.length > 1 ? [null] : [])],
+  batch: ([x, keep], [dx, dk], attrs, y, size) => {
+    if (!attrs.causal && !keep) return axisRule('softmax')([x], [dx], attrs, y, size);
+    // the batch leads x; keep's rows follow x's: [size · K, cols], one group per example's K
+    const xb = moveBatch(x, dx, 0, size);
+    const out = (ins: Tensor[]) => apply('softmax', ins, { ...attrs, axis: xb.ndim - 1 });
+    if (!keep) return [out([xb]), 0];
+    const kb = moveBatch(keep, dk, 0, size);
+    return [out([xb, o.reshape(kb, [size * kb.shape[1], kb.shape[2]])]), 0];
+  },
 });
 
 defineOp({
   name: 'logSoftmax',
   kind: 'other',
   infer: ([x]) => ({ shape: x.shape, dtype: x.dtype }),
-  reference: ([x], attrs) => softmaxRef(x.data, x.shape, attrs, true),
+  reference: ([x], attrs) => softmaxRef(x, attrs, true),
   jvp: ([t], _x, y, attrs) => (t ? o.sub(t, o.sum(o.mul(o.exp(y), t), axisOf(attrs), true)) : null),
   vjp: (ct, _x, y, attrs) => [softmaxGrad(y, ct, attrs, true)],
   batch: axisRule('logSoftmax'),
@@ -273,7 +309,7 @@ defineOp({
   },
   reference: ([x, y]) => {
     const cols = x.shape[x.shape.length - 1];
-    const logp = softmaxRef(x.data, x.shape, { axis: x.shape.length - 1 }, true);
+    const logp = softmaxRef(x, { axis: x.shape.length - 1 }, true);
     return y.data.map((label, r) => (label >= 0 && label < cols ? -logp[r * cols + label] : Number.NaN));
   },
   // d loss_i / d x_ic = softmax(x_i)_c - onehot(label_i)_c.
@@ -323,7 +359,7 @@ defineOp({
   infer: ([x]) => ({ shape: x.shape, dtype: 'float32' }),
   reference: ([x, y, g]) => {
     const cols = x.shape[x.shape.length - 1];
-    const p = softmaxRef(x.data, x.shape, { axis: x.shape.length - 1 }, false);
+    const p = softmaxRef(x, { axis: x.shape.length - 1 }, false);
     return p.map((v, i) => {
       const r = Math.floor(i / cols);
       return g.data[r] * (v - (i - r * cols === y.data[r] ? 1 : 0));
