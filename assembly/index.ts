@@ -4,7 +4,7 @@
 import { unaryRun, binaryRun, fillRun, whereRun } from './ops';
 import { binaryStrided, whereStrided, copyStrided } from './strided';
 import { cumsumAxis, reduceAxis } from './reduce';
-import { layerNormRows } from './norm';
+import { layerNormRows, momentsCols, momentsScratchBytes as momentsScratch } from './norm';
 import { softmaxRows, softmaxBackwardRows, softmaxXentForward, softmaxXentBackward } from './softmax';
 import { gather as gatherImpl, scatterAdd as scatterAddImpl, oneHot as oneHotImpl } from './gather';
 import { matmul as matmulImpl, matmulScratchBytes as mmScratch, MR, NR, KC, MC, NC } from './matmul';
@@ -63,6 +63,14 @@ export function cumsum(x: usize, out: usize, outer: i32, len: i32, inner: i32, r
 
 export function softmax(x: usize, out: usize, rows: i32, cols: i32, mode: i32, keep: usize, group: i32): void {
   softmaxRows(x, out, rows, cols, mode, 0, keep, group);
+}
+
+export function moments(x: usize, out: usize, rows: i32, cols: i32, scratch: usize): void {
+  momentsCols(x, out, rows, cols, scratch);
+}
+
+export function momentsScratchBytes(cols: i32): i32 {
+  return momentsScratch(cols);
 }
 
 export function layerNorm(x: usize, g: usize, t: usize, out: usize, rows: i32, cols: i32, eps: f32, flags: i32): void {

@@ -116,3 +116,54 @@ export function layerNormRows(
     store<f32>(yr + p, k * (h - m - (load<f32>(xr + p) - mu) * k * q));
   }
 }
+
+/**
+ * Mean and biased variance of each column of x [rows, cols] into out [2, cols], in one pass over
+ * x. Sums are of d = x - x[0, column] (a value of the column, so a large common offset costs no
+ * accuracy), gathered in float32 over blocks of 64 rows and added up in float64. scratch:
+ * momentsScratchBytes(cols). No rows: NaN, as 0/0.
+ */
+export function momentsCols(x: usize, out: usize, rows: i32, cols: i32, scratch: usize): void {
+  const cb = <usize>cols << 2;
+  const s1 = scratch;
+  const s2 = s1 + (cb << 1);
+  const b1 = s2 + (cb << 1);
+  const b2 = b1 + cb;
+  memory.fill(s1, 0, cb << 2);
+  for (let r0 = 0; r0 < rows; r0 += 64) {
+    const r1 = min(rows, r0 + 64);
+    memory.fill(b1, 0, cb << 1);
+    for (let r = r0; r < r1; r++) {
+      const row = x + <usize>r * cb;
+      let c = 0;
+      for (; c + 4 <= cols; c += 4) {
+        const p = <usize>c << 2;
+        const d = f32x4.sub(v128.load(row + p), v128.load(x + p));
+        v128.store(b1 + p, f32x4.add(v128.load(b1 + p), d));
+        v128.store(b2 + p, f32x4.add(v128.load(b2 + p), f32x4.mul(d, d)));
+      }
+      for (; c < cols; c++) {
+        const p = <usize>c << 2;
+        const d = load<f32>(row + p) - load<f32>(x + p);
+        store<f32>(b1 + p, load<f32>(b1 + p) + d);
+        store<f32>(b2 + p, load<f32>(b2 + p) + d * d);
+      }
+    }
+    for (let c = 0; c < cols; c++) {
+      const p = <usize>c << 3;
+      store<f64>(s1 + p, load<f64>(s1 + p) + <f64>load<f32>(b1 + (<usize>c << 2)));
+      store<f64>(s2 + p, load<f64>(s2 + p) + <f64>load<f32>(b2 + (<usize>c << 2)));
+    }
+  }
+  const n = <f64>rows;
+  for (let c = 0; c < cols; c++) {
+    const m = load<f64>(s1 + (<usize>c << 3)) / n;
+    const shift = rows > 0 ? <f64>load<f32>(x + (<usize>c << 2)) : 0;
+    store<f32>(out + (<usize>c << 2), <f32>(shift + m));
+    store<f32>(out + cb + (<usize>c << 2), <f32>max(load<f64>(s2 + (<usize>c << 3)) / n - m * m, 0));
+  }
+}
+
+export function momentsScratchBytes(cols: i32): i32 {
+  return cols * 24;
+}

@@ -600,6 +600,17 @@ const MUTATIONS = [
     why: "a worker's chunk of rows reads the keep rows of its own rows, not the first chunk's",
   },
   {
+    name: 'masked-softmax-row-keeping-nothing-not-zeroed',
+    file: 'assembly/softmax.ts',
+    find: '      if (!kept) {',
+    replace: '      if (false) {',
+    tests: ['test/backend-parity.test.ts', 'test/transformer.test.ts'],
+    grep: 'maskedSoftmax|padding mask',
+    rebuild: 'wasm',
+    wasmTargets: ['relaxed', 'relaxed-shared'],
+    why: 'a query that may see no key gets weights 0, not 0/0',
+  },
+  {
     name: 'masked-softmax-keep-ignored-on-webgpu',
     file: 'src/backends/webgpu/softmax.ts',
     find: 'return K[(r / u.group) * u.cols + i] != 0i;',
@@ -616,6 +627,32 @@ const MUTATIONS = [
     tests: ['test/webgpu.test.ts'],
     grep: 'causalSoftmax',
     why: 'the WGSL softmax must mask what the wasm kernel and the reference mask',
+  },
+  {
+    name: 'moments-without-the-shift',
+    edits: [
+      {
+        file: 'assembly/norm.ts',
+        find: 'const d = f32x4.sub(v128.load(row + p), v128.load(x + p));',
+        replace: 'const d = v128.load(row + p);',
+      },
+      {
+        file: 'assembly/norm.ts',
+        find: 'const d = load<f32>(row + p) - load<f32>(x + p);',
+        replace: 'const d = load<f32>(row + p);',
+      },
+      {
+        file: 'assembly/norm.ts',
+        find: 'const shift = rows > 0 ? <f64>load<f32>(x + (<usize>c << 2)) : 0;',
+        replace: 'const shift: f64 = 0;',
+      },
+    ],
+    tests: ['test/transformer.test.ts'],
+    grep: 'moments node',
+    rebuild: 'wasm',
+    // under Node the runtime turns relaxed SIMD on: these are the builds the tests load
+    wasmTargets: ['relaxed', 'relaxed-shared'],
+    why: 'one-pass variance as E[x²] - E[x]² cancels catastrophically far from 0: sums are taken about a value of the column',
   },
   {
     name: 'max-pool-moves-a-bias-that-varies-over-the-window',

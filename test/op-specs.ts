@@ -637,6 +637,16 @@ export const specs: Spec[] = [
       },
     }),
   ),
+  {
+    // batch normalization's statistics: each channel's mean and variance over all other axes
+    name: 'moments',
+    domains: ['real'],
+    // at least one row (no rows: NaN statistics, checked in transformer.test.ts)
+    shapes: fc
+      .tuple(fc.array(nonEmptyDim, { minLength: 0, maxLength: 2 }), nonEmptyDim)
+      .map(([lead, c]) => [[...lead, c]]),
+    make: () => (x) => apply('moments', [x]),
+  },
   // layer and RMS normalization and their x-cotangent primitive: x [..., d], gamma [d], and beta [d] or ct [..., d]
   ...(['layerNorm', 'rmsNorm', 'layerNormGrad', 'rmsNormGrad'] as const).map(
     (name): Spec => ({

@@ -17,7 +17,16 @@ import {
   valueAndGrad,
   vmap,
 } from '../src/index';
-import { centralDifference, expectClose, randomTensor, rng, values, withFloat64 } from './helpers';
+import { apply } from '../src/ops/registry';
+import {
+  centralDifference,
+  expectClose,
+  randomTensor,
+  rng,
+  values,
+  withFloat64,
+  withReference,
+} from './helpers';
 
 const vals = (t: Tensor) => Array.from(t.dataSync());
 
@@ -517,5 +526,38 @@ describe('nn.rmsNorm and nn.batchNorm', () => {
     // the running statistics carry no gradient back into the activations
     const g = grad((t: Tensor) => nn.batchNorm.apply(params, state, t)[1].mean.sum())(x);
     expect(vals(g as Tensor)).toEqual([0, 0, 0, 0, 0, 0]);
+  });
+
+  it('batchNorm statistics are one moments node; on wasm they match the float64 reference far from 0 and over many rows', () => {
+    const { params, state } = nn.batchNorm.init(5);
+    const [y] = nn.batchNorm.apply(params, state, random.normal([4, 3, 5], { seed: 1 }));
+    const ops = new Set<string>();
+    const walk = (t: Tensor) => {
+      ops.add(t.op);
+      t.inputs.forEach(walk);
+    };
+    walk(y);
+    expect([ops.has('moments'), ops.has('mean'), ops.has('sum')]).toEqual([true, false, false]);
+    // 5,000 rows (past the kernel's 64-row float32 blocks) at an offset of 1,000, spread 0.01..1
+    const r = rng(8);
+    const data = Float32Array.from(
+      { length: 5000 * 5 },
+      (_, i) => 1000 + (2 * r() - 1) * 10 ** -((i % 5) % 3),
+    );
+    const x = tensor(data, { shape: [100, 50, 5] });
+    const m = apply('moments', [x]);
+    expectClose(
+      m,
+      withReference(() => vals(apply('moments', [x]))),
+      { rtol: 2e-6, atol: 0, what: 'moments' },
+    );
+    // no rows: NaN statistics, as 0/0
+    const none = apply('moments', [tensor(new Float32Array(0), { shape: [0, 2] })]);
+    expect(vals(none).every(Number.isNaN)).toBe(true);
+    expect(
+      withReference(() => vals(apply('moments', [tensor(new Float32Array(0), { shape: [0, 2] })]))).every(
+        Number.isNaN,
+      ),
+    ).toBe(true);
   });
 });

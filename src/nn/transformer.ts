@@ -15,11 +15,10 @@ import {
   gather,
   greaterEqual,
   matmul,
-  mean,
   mul,
   reshape,
+  slice,
   sqrt,
-  square,
   stopGradient,
   sub,
   transpose,
@@ -142,9 +141,11 @@ export const batchNorm = {
       throw new ShapeError(
         `nn.batchNorm.apply: x must be [..., ${c}] with a batch axis, got ${fmt(t.shape)}`,
       );
-    const axes = t.shape.slice(0, -1).map((_, i) => i);
-    const mu = training ? mean(t, axes) : state.mean;
-    const v = training ? mean(square(sub(t, mu)), axes) : state.variance;
+    // the batch's statistics in one pass over x (the moments primitive)
+    const stats = training ? apply('moments', [t]) : null;
+    const row = (i: number) => reshape(slice(stats!, [i, 0], [1, c]), [c]);
+    const mu = stats ? row(0) : state.mean;
+    const v = stats ? row(1) : state.variance;
     const y = add(mul(div(sub(t, mu), sqrt(add(v, eps))), params.gamma), params.beta);
     if (!training) return [y, state];
     const keep = (old: Tensor, now: Tensor) => add(mul(old, momentum), mul(stopGradient(now), 1 - momentum));

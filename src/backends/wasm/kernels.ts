@@ -28,6 +28,8 @@
  *                                        out_r = (x_r - mean) / sqrt(var + eps) * g + t (t = b, [cols]);
  *                                        flags 1 rms: x_r / sqrt(mean(x_r²) + eps) * g + t; flags 2
  *                                        backward: x's cotangent for t = ct [rows, cols] (assembly/norm.ts)
+ *   moments(x, out, rows, cols, scratch)  out [2, cols] = each column's mean and biased variance over
+ *                                        the rows, one pass; scratch of momentsScratchBytes(cols) bytes
  *   softmaxBackward(y, dy, dx, rows, cols, log)
  *                                        softmax: dx = y*(dy - Σ dy*y); log: dx = dy - exp(y)*Σ dy
  *   softmaxXent(logits, labels, loss, probs, rows, cols)
@@ -159,6 +161,8 @@ export interface KernelExports {
     eps: number,
     flags: number,
   ): void;
+  moments(x: number, out: number, rows: number, cols: number, scratch: number): void;
+  momentsScratchBytes(cols: number): number;
   softmaxXent(logits: number, labels: number, loss: number, probs: number, rows: number, cols: number): void;
   softmaxXentGrad(
     logits: number,

@@ -528,6 +528,16 @@ const softmaxFamily: KernelBuilder = (n, ctx) => {
   );
 };
 
+/** Each channel's mean and variance over x's rows (batch normalization's statistics): one pass over x. */
+const moments: KernelBuilder = (n, ctx) => {
+  const x = n.inputs[0];
+  const cols = x.shape[x.shape.length - 1];
+  if (cols === 0) return null;
+  const [ix, out] = [ctx.at(x), ctx.at(n)];
+  const scratch = ctx.scratch(ctx.k.exports.momentsScratchBytes(cols));
+  return (p) => ctx.k.exports.moments(p[ix], p[out], sizeOf(x.shape) / cols, cols, p[scratch]);
+};
+
 /** Layer / RMS normalization of the rows of x with scale and shift, or x's cotangent: one pass over memory. */
 const layerNorm: KernelBuilder = (n, ctx) => {
   const [x, g, t] = n.inputs;
@@ -610,6 +620,7 @@ export const wasmKernels: Record<string, KernelBuilder> = {
   softmaxCrossEntropyGrad,
   layerNorm,
   layerNormGrad: layerNorm,
+  moments,
   ...convKernels,
 };
 // Every kernel op named like a graph op serves it (codeOf: the int32 variant by its suffix).

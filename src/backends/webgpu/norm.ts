@@ -120,4 +120,45 @@ const layerNorm: GpuKernelBuilder = (n, ctx) => {
   return fits(ds, ctx.limits) ? ds : null;
 };
 
-export const normKernels: Record<string, GpuKernelBuilder> = { layerNorm, layerNormGrad: layerNorm };
+/**
+ * moments: each column's mean and biased variance over the rows of x [rows, cols], two passes
+ * like the reference (the mean about the column's first value), one invocation per column.
+ */
+const MOMENTS = /* wgsl */ `// adjoint moments, one invocation per column
+struct U { rows: u32, cols: u32, pad0: u32, pad1: u32 }
+@group(0) @binding(0) var<storage, read> X: array<f32>;
+@group(0) @binding(1) var<storage, read_write> Y: array<f32>;
+@group(0) @binding(2) var<uniform> u: U;
+
+@compute @workgroup_size(${ROWS_PER_GROUP}, 1, 1)
+fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+        @builtin(local_invocation_index) li: u32) {
+  let c = (wid.y * nwg.x + wid.x) * ${ROWS_PER_GROUP}u + li;
+  if (c >= u.cols) { return; }
+  let n = f32(u.rows);
+  var m = 0.0;
+  for (var r = 0u; r < u.rows; r++) { m += X[r * u.cols + c] - X[c]; }
+  m = select(X[c], 0.0, u.rows == 0u) + m / n;
+  var v = 0.0;
+  for (var r = 0u; r < u.rows; r++) { let d = X[r * u.cols + c] - m; v += d * d; }
+  Y[c] = m;
+  Y[u.cols + c] = v / n;
+}
+`;
+
+const moments: GpuKernelBuilder = (n, ctx) => {
+  const x = n.inputs[0];
+  const cols = x.shape[x.shape.length - 1];
+  if (cols === 0) return [];
+  const ds: GpuDispatch[] = [
+    {
+      wgsl: MOMENTS,
+      buffers: [ctx.at(x), ctx.at(n)],
+      uniforms: new Uint32Array([sizeOf(x.shape) / cols, cols, 0, 0]),
+      workgroups: grid(cols, ROWS_PER_GROUP, ctx.limits),
+    },
+  ];
+  return fits(ds, ctx.limits) ? ds : null;
+};
+
+export const normKernels: Record<string, GpuKernelBuilder> = { layerNorm, layerNormGrad: layerNorm, moments };
