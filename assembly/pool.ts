@@ -109,6 +109,29 @@ export function pool(desc: usize, u0: i32, u1: i32): void {
           }
           continue;
         }
+        // 2×2 windows inside the image, for the value and the tiling gradient (most CNNs): the four
+        // positions' pointers once per window, not an offset per position and channel vector
+        if (h1 - h0 == 2 && w1 - w0 == 2 && (mode == P_MAX_POOL2D || tiles)) {
+          const row = <usize>W * cb;
+          for (; c + 4 <= C; c += 4) {
+            const p = first + (<usize>c << 2);
+            let bv = v128.load(px + p);
+            let k = i32x4.splat(0);
+            for (let j = 1; j < 4; j++) {
+              const v = v128.load(px + p + (j & 1 ? cb : 0) + (j & 2 ? row : 0));
+              const take = v128.or(f32x4.gt(v, bv), v128.and(f32x4.ne(v, v), f32x4.eq(bv, bv)));
+              bv = vsel(v, bv, take);
+              k = vsel(i32x4.splat(j), k, take);
+            }
+            if (mode == P_MAX_POOL2D) {
+              v128.store(pout + yo + (<usize>c << 2), bv);
+              continue;
+            }
+            const ct = v128.load(pg + yo + (<usize>c << 2));
+            for (let j = 0; j < 4; j++)
+              v128.store(pout + p + (j & 1 ? cb : 0) + (j & 2 ? row : 0), v128.and(ct, i32x4.eq(k, i32x4.splat(j))));
+          }
+        }
         // max modes: best value and its byte offset per lane
         for (; c + 4 <= C; c += 4) {
           const co = <usize>c << 2;

@@ -136,6 +136,13 @@ describe('values as TensorFlow.js computes them', () => {
     expect(Number.isNaN(o.maxPool2d(nan, 2).dataSync()[0])).toBe(true);
     const g = grad((t: Tensor) => o.sum(o.maxPool2d(t, 2)))(f32([1, 5, 5, 2], [1, 2, 2, 1])) as Tensor;
     expect(Array.from(g.dataSync())).toEqual([0, 1, 0, 0]); // ties: the first position
+    // the same rules on whole channel vectors of 2×2 windows (4 channels: ties, a NaN, a last max, -0/+0)
+    const w4 = f32([2, 1, 0, -0, 2, 5, 1, 0, 2, Number.NaN, 3, -1, 2, 7, 4, -0], [1, 2, 2, 4]);
+    expect(Array.from(o.maxPool2d(w4, 2).dataSync())).toEqual([2, Number.NaN, 4, -0]);
+    const g4 = grad((t: Tensor) => o.sum(o.mul(o.maxPool2d(t, 2), f32([1, 2, 3, 4], [1, 1, 1, 4]))))(
+      w4,
+    ) as Tensor;
+    expect(Array.from(g4.dataSync())).toEqual([1, 0, 0, 4, 0, 0, 0, 0, 0, 2, 0, 0, 0, 0, 3, 0]);
   });
 
   it('chainable methods', () => {
