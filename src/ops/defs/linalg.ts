@@ -124,7 +124,7 @@ function lanes(
  * attrs.causal (axis last, lanes the rows of [q, cols] blocks) row i's first i + 1 + cols - q, so
  * query i of a self-attention block sees keys 0..i. The rest get weight 0, and so gradient 0.
  */
-export function causalLength(attrs: Attrs, shape: readonly number[], lane: number, cols: number): number {
+function causalLength(attrs: Attrs, shape: readonly number[], lane: number, cols: number): number {
   if (!attrs.causal) return cols;
   const q = shape[shape.length - 2];
   return Math.min(cols, (lane % q) + 1 + cols - q);
