@@ -1,8 +1,8 @@
 import { defineConfig } from 'vitest/config';
 
 // The files that drive Dawn on lavapipe run last and one at a time: beside other GPU files or the
-// CPU-heavy ones, test/conv.test.ts's Dawn section crashed or hung now and then (about one full
-// run in four; the cause, inside Dawn or lavapipe, was not found).
+// CPU-heavy ones, test/conv.test.ts's Dawn section crashed or hung now and then (2 of 4 clean-clone
+// CI runs; the cause, inside Dawn or lavapipe, was not found).
 const DAWN = ['test/conv.test.ts', 'test/webgpu.test.ts', 'test/webgpu-kernels.test.ts', 'test/webgpu-runtime.test.ts'];
 
 export default defineConfig({

@@ -1,10 +1,7 @@
 /**
  * Max pooling's fast paths, beside the general kernels that test/conv.test.ts checks against the
  * reference: maxPool2d of a lazy relu(z + b) is built as relu(maxPool2d(z) + b) (src/ops/conv-api.ts),
- * and 2×2 windows inside the image take a path of their own in assembly/pool.ts. Kept apart from
- * conv.test.ts: with these tests in that file, its Dawn section crashed (the fork exited) or hung in
- * Dawn's ProcessEvents in 3 of 13 runs beside the other WebGPU files; without them, 0 of 18. The
- * cause was not found; these tests use wasm only.
+ * and 2×2 windows inside the image take a path of their own in assembly/pool.ts. Wasm only.
  */
 import { beforeAll, describe, expect, it } from 'vitest';
 import { arange, tensor } from '../src/creation';
