@@ -1,8 +1,9 @@
 import { defineConfig } from 'vitest/config';
 
-// The files that drive Dawn on lavapipe run last and one at a time: beside other GPU files or the
-// CPU-heavy ones, test/conv.test.ts's Dawn section crashed or hung now and then (2 of 4 clean-clone
-// CI runs; the cause, inside Dawn or lavapipe, was not found).
+// The files that drive Dawn on lavapipe (CPU-heavy shader compiles and dispatches) run last and one
+// at a time. Their crashes and hangs now and then in InstanceBase::ProcessEvents came from the
+// backend dropping the GPU object a test passed inline, which dawn.node frees its instance with;
+// the backend holds it now (src/backends/webgpu/device.ts, AcquiredDevice.instance).
 const DAWN = ['test/conv.test.ts', 'test/webgpu.test.ts', 'test/webgpu-kernels.test.ts', 'test/webgpu-runtime.test.ts'];
 
 export default defineConfig({

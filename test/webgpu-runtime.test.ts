@@ -266,6 +266,29 @@ async function settledGpu(): Promise<{ bytes: number; buffers: number }> {
 }
 
 describe('failures', () => {
+  it('a backend holds the GPU object it was given while it lives and drops it at dispose (dawn.node frees its instance with that object)', async () => {
+    v8.setFlagsFromString('--expose-gc');
+    const collect = vm.runInNewContext('gc') as () => void;
+    const settle = async () => {
+      for (let i = 0; i < 3; i++) {
+        collect();
+        await new Promise((r) => setImmediate(r));
+      }
+    };
+    // Passed inline and never kept here, as `create([])` usually is. Collecting it while the
+    // device had work in flight crashed the process in InstanceBase::ProcessEvents (the Dawn
+    // crash test/conv.test.ts's GPU section hit now and then).
+    let given: GPU | null = create([]);
+    const ref = new WeakRef(given);
+    const backend = await WebGPUBackend.create({ gpu: given, tuning: 'guess' });
+    given = null;
+    await settle();
+    expect(ref.deref(), 'the GPU object was collected while its device was in use').toBeDefined();
+    backend.dispose();
+    await settle();
+    expect(ref.deref(), 'dispose() keeps the GPU object (and the process) alive').toBeUndefined();
+  });
+
   it('a lost device: typed errors for values only it held, later work continues on wasm, nothing hangs', async () => {
     const device = await (await gpu.requestAdapter())!.requestDevice();
     await init({ backend: 'webgpu', gpu: device, threads: 1 });

@@ -87,6 +87,8 @@ export class WebGPUBackend implements Backend {
   readonly pool: BufferPool;
   readonly health: DeviceHealth;
   private readonly owned: boolean;
+  /** Held while the device is in use (see AcquiredDevice.instance); dropped by dispose() so the process can exit. */
+  private instance: GPU | null;
   private readonly plans = new Map<string, GpuPlan>();
   private readonly byGraph = new WeakMap<Graph, { key: string; plan: GpuPlan }>();
   private readonly pipelines: Map<string, GPUComputePipeline>;
@@ -110,6 +112,7 @@ export class WebGPUBackend implements Backend {
     this.pipelines = pipelines;
     this.health = acq.health;
     this.owned = acq.owned;
+    this.instance = acq.instance;
     this.tuning = tuning;
     this.pool = new BufferPool(acq.device, opts.maxPooledBytes);
     // Element operations per ms, a starting guess refined by each read (see settle()).
@@ -414,5 +417,6 @@ export class WebGPUBackend implements Backend {
       this.pipelines.clear();
       this.gpu.destroy();
     }
+    this.instance = null;
   }
 }

@@ -69,6 +69,12 @@ export interface AcquiredDevice {
   /** Whether we created the device (then dispose() destroys it). */
   readonly owned: boolean;
   readonly health: DeviceHealth;
+  /**
+   * The GPU object the device came from, where we asked it for one. dawn.node (npm 'webgpu')
+   * tears its instance down when that object is collected, even while a device of it still has
+   * work in flight (a crash in InstanceBase::ProcessEvents): the device's user must hold it.
+   */
+  readonly instance: GPU | null;
 }
 
 function isDevice(x: GPU | GPUDevice): x is GPUDevice {
@@ -112,6 +118,7 @@ export async function acquireDevice(gpu?: GPU | GPUDevice): Promise<AcquiredDevi
       limits: limitsOf(gpu),
       owned: false,
       health: new DeviceHealth(gpu),
+      instance: null,
     };
   }
   const g = gpu ?? (globalThis as { navigator?: { gpu?: GPU } }).navigator?.gpu;
@@ -145,5 +152,12 @@ export async function acquireDevice(gpu?: GPU | GPUDevice): Promise<AcquiredDevi
   } catch (e) {
     throw new WebGPUUnavailableError(`webgpu: requestDevice failed: ${(e as Error).message}`);
   }
-  return { device, adapter: info, limits: limitsOf(device), owned: true, health: new DeviceHealth(device) };
+  return {
+    device,
+    adapter: info,
+    limits: limitsOf(device),
+    owned: true,
+    health: new DeviceHealth(device),
+    instance: g,
+  };
 }
