@@ -702,6 +702,42 @@ const MUTATIONS = [
     grep: 'soft limit',
     why: 'values a run is using must not move under memory pressure',
   },
+  {
+    name: 'batch-norm-rule-drops-the-statistics-cotangent',
+    file: 'src/nn/transformer.ts',
+    find: 'const c = div(sub(row(ctStats, 0), mul(gr, sumCt)), m);',
+    replace: 'const c = div(mul(mul(gr, sumCt), -1), m);',
+    tests: ['test/transformer.test.ts'],
+    grep: 'batchNorm in training',
+    why: "the rule must send back what the statistics' own cotangent contributes",
+  },
+  {
+    name: 'batch-norm-rule-residual-without-history',
+    file: 'src/nn/transformer.ts',
+    find: '    [x, gamma, stats, r],',
+    replace: '    [x, gamma, stats, stopGradient(r)],',
+    tests: ['test/transformer.test.ts'],
+    grep: 'batchNorm in training',
+    why: 'second derivatives differentiate the rule through its residuals (first order is unchanged)',
+  },
+  {
+    name: 'webgpu-backend-drops-the-gpu-object',
+    file: 'src/backends/webgpu/backend.ts',
+    find: '    this.instance = acq.instance;',
+    replace: '    this.instance = null;',
+    tests: ['test/webgpu-runtime.test.ts'],
+    grep: 'holds the GPU object',
+    why: 'dawn.node frees its instance when the GPU object is collected, even with work in flight: a crash',
+  },
+  {
+    name: 'webgpu-backend-keeps-the-gpu-object-after-dispose',
+    file: 'src/backends/webgpu/backend.ts',
+    find: '    this.instance = null;\n  }',
+    replace: '  }',
+    tests: ['test/webgpu-runtime.test.ts'],
+    grep: 'holds the GPU object',
+    why: 'a disposed backend must let the instance go, or the process cannot exit',
+  },
 ];
 
 // ---------------------------------------------------------------------------------------------

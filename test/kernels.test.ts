@@ -460,7 +460,7 @@ describe.each(builds)('kernels ($name)', ({ relaxed }) => {
       }
       for (const [name, f, tol] of refs) {
         if (name === 'prod' && len > 20) continue;
-        k.reduce(ReduceOp[name], px, po, outer, len, inner);
+        k.exports.reduce(ReduceOp[name], px, po, outer, len, inner);
         expectClose(getF(po, n), refReduce(f).map(f32), {
           rtol: tol,
           atol: 1e-5 * Math.sqrt(len + 1),
@@ -468,9 +468,9 @@ describe.each(builds)('kernels ($name)', ({ relaxed }) => {
         });
       }
       if (len > 0) {
-        k.reduce(ReduceOp.argmax, px, po, outer, len, inner);
+        k.exports.reduce(ReduceOp.argmax, px, po, outer, len, inner);
         expect(Array.from(getI(po, n))).toEqual(refReduce((v) => v.indexOf(Math.max(...v))));
-        k.reduce(ReduceOp.argmin, px, po, outer, len, inner);
+        k.exports.reduce(ReduceOp.argmin, px, po, outer, len, inner);
         expect(Array.from(getI(po, n))).toEqual(refReduce((v) => v.indexOf(Math.min(...v))));
       }
       k.free(px);
@@ -512,18 +512,18 @@ describe.each(builds)('kernels ($name)', ({ relaxed }) => {
   it('argmax ties/nan, int32 reductions', () => {
     const p = put([1, 5, 5, 2, 3, NaN, 9, NaN, -Infinity, -Infinity, -Infinity]);
     const o = k.alloc(16);
-    k.reduce(ReduceOp.argmax, p, o, 1, 4, 1);
+    k.exports.reduce(ReduceOp.argmax, p, o, 1, 4, 1);
     expect(getI(o, 1)[0]).toBe(1);
-    k.reduce(ReduceOp.argmax, p + 16, o, 1, 4, 1);
+    k.exports.reduce(ReduceOp.argmax, p + 16, o, 1, 4, 1);
     expect(getI(o, 1)[0]).toBe(1);
-    k.reduce(ReduceOp.argmax, p + 32, o, 1, 3, 1);
+    k.exports.reduce(ReduceOp.argmax, p + 32, o, 1, 3, 1);
     expect(getI(o, 1)[0]).toBe(0);
     const ints = put(new Int32Array([3, -4, 10, 7, 1, 1]));
-    k.reduce(ReduceOp.sumI32, ints, o, 2, 3, 1);
+    k.exports.reduce(ReduceOp.sumI32, ints, o, 2, 3, 1);
     expect(Array.from(getI(o, 2))).toEqual([9, 9]);
-    k.reduce(ReduceOp.maxI32, ints, o, 1, 2, 3);
+    k.exports.reduce(ReduceOp.maxI32, ints, o, 1, 2, 3);
     expect(Array.from(getI(o, 3))).toEqual([7, 1, 10]);
-    k.reduce(ReduceOp.minI32, ints, o, 1, 6, 1);
+    k.exports.reduce(ReduceOp.minI32, ints, o, 1, 6, 1);
     expect(getI(o, 1)[0]).toBe(-4);
   });
 
@@ -603,9 +603,9 @@ describe.each(builds)('kernels ($name)', ({ relaxed }) => {
           wantDx.push(...h.map((v, j) => rr * (v - mh - xh[j]! * mhx)));
         }
         const what = `rms=${rms} [${rows}, ${cols}]`;
-        k.layerNorm(px, pg, pb, py, rows!, cols!, eps!, rms ? 1 : 0);
+        k.exports.layerNorm(px, pg, pb, py, rows!, cols!, eps!, rms ? 1 : 0);
         expectClose(getF(py, X.length), want, { rtol: 1e-4, atol: 1e-4, what: `layerNorm ${what}` });
-        k.layerNorm(px, pg, pct, py, rows!, cols!, eps!, (rms ? 1 : 0) | 2);
+        k.exports.layerNorm(px, pg, pct, py, rows!, cols!, eps!, (rms ? 1 : 0) | 2);
         expectClose(getF(py, X.length), wantDx, {
           rtol: 1e-3,
           atol: 1e-3,
@@ -633,7 +633,7 @@ describe.each(builds)('kernels ($name)', ({ relaxed }) => {
       const ploss = k.alloc(rows! * 4);
       const pprob = k.alloc(X.length * 4);
       const pd = k.alloc(X.length * 4);
-      k.softmaxXent(px, pl, ploss, pprob, rows!, cols!);
+      k.exports.softmaxXent(px, pl, ploss, pprob, rows!, cols!);
       const loss: number[] = [];
       const probs: number[] = [];
       for (let i = 0; i < rows!; i++) {
@@ -651,7 +651,7 @@ describe.each(builds)('kernels ($name)', ({ relaxed }) => {
         [pg, 0],
         [0, 0],
       ]) {
-        k.softmaxXentGrad(px, pl, g!, gStride!, scale, pd, rows!, cols!);
+        k.exports.softmaxXentGrad(px, pl, g!, gStride!, scale, pd, rows!, cols!);
         const want = probs.map((p, j) => {
           const i = Math.floor(j / cols!);
           const gi = g === 0 ? 1 : G[gStride ? i : 0]!;
@@ -668,7 +668,7 @@ describe.each(builds)('kernels ($name)', ({ relaxed }) => {
     const px = put([1, 2]);
     const pl = put(new Int32Array([5]));
     const po = k.alloc(8);
-    k.softmaxXent(px, pl, po, 0, 1, 2);
+    k.exports.softmaxXent(px, pl, po, 0, 1, 2);
     expect(getF(po, 1)[0]).toBeNaN();
   });
 

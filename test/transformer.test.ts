@@ -1,25 +1,31 @@
 /** A two-layer transformer learns to reverse digit strings; plus unit tests of its pieces. */
 import { afterAll, describe, expect, it } from 'vitest';
 import {
+  add,
   conv2d,
   grad,
   init,
   jit,
+  jvp,
   memoryStats,
+  mul,
   nn,
   optim,
   random,
   ShapeError,
   stack,
+  sum,
   type Tensor,
   tensor,
   ValueError,
   valueAndGrad,
   vmap,
 } from '../src/index';
+import { batchNormTrain } from '../src/nn/transformer';
 import { apply } from '../src/ops/registry';
 import {
   centralDifference,
+  dot,
   expectClose,
   randomTensor,
   rng,
@@ -526,6 +532,63 @@ describe('nn.rmsNorm and nn.batchNorm', () => {
     // the running statistics carry no gradient back into the activations
     const g = grad((t: Tensor) => nn.batchNorm.apply(params, state, t)[1].mean.sum())(x);
     expect(vals(g as Tensor)).toEqual([0, 0, 0, 0, 0, 0]);
+  });
+
+  it('batchNorm in training: its backward rule (both outputs) matches finite differences, to second order; jvp, vmap and jit agree', () => {
+    withFloat64(() => {
+      const r = rng(21);
+      for (const shape of [
+        [5, 3],
+        [2, 3, 4],
+        [3, 1, 2, 2],
+      ]) {
+        const c = shape[shape.length - 1];
+        const args = [randomTensor(shape, r), randomTensor([c], r), randomTensor([c], r)];
+        const w = randomTensor(shape, r);
+        const w2 = randomTensor([2, c], r);
+        // y enters squared (so the second derivative goes through the rule's own terms), the
+        // statistics linearly (the part of the rule only a caller of both outputs reaches)
+        const loss = (x: Tensor, g: Tensor, b: Tensor) => {
+          const [y, stats] = batchNormTrain(x, g, b, 1e-3);
+          return add(sum(mul(mul(y, y), w)), sum(mul(stats, w2)));
+        };
+        const us = args.map((a) => randomTensor(a.shape, r));
+        const gs = grad(loss, [0, 1, 2])(...args) as Tensor[];
+        const gu = gs.reduce((acc, g, i) => acc + dot(values(g), values(us[i])), 0);
+        const fd = centralDifference(loss, args, us)[0];
+        expectClose(gu, fd, { rtol: 1e-6, atol: 1e-8, what: `gradient·u, x [${shape}]` });
+        // forward mode differentiates the function itself: the same directional derivative
+        expectClose(values(jvp(loss, args, us)[1])[0], fd, { rtol: 1e-6, atol: 1e-8, what: 'jvp' });
+        // Hessian-vector product along u: the gradient of (gradient·u), against differences of gradient·u
+        const gradDot = (x: Tensor, g: Tensor, b: Tensor) =>
+          (grad(loss, [0, 1, 2])(x, g, b) as Tensor[]).reduce(
+            (acc: Tensor, t, i) => add(acc, sum(mul(t, us[i]))),
+            tensor(0),
+          );
+        const hs = grad(gradDot, [0, 1, 2])(...args) as Tensor[];
+        const v = args.map((a) => randomTensor(a.shape, r));
+        const hv = hs.reduce((acc, h, i) => acc + dot(values(h), values(v[i])), 0);
+        expectClose(hv, centralDifference(gradDot, args, v, 1e-5)[0], {
+          rtol: 1e-5,
+          atol: 1e-7,
+          what: 'Hessian-vector',
+        });
+        // per-example gradients under vmap (each example its own statistics), and jit, against a loop
+        const xs = randomTensor([3, ...shape], r);
+        const gx = (x: Tensor) => grad(loss)(x, args[1], args[2]) as Tensor;
+        const looped = [0, 1, 2].map((i) => values(gx(xs.slice([i], [1]).reshape(shape))));
+        expectClose(
+          vmap(gx)(xs),
+          looped.flatMap((a) => [...a]),
+          { rtol: 1e-9, atol: 1e-12, what: 'vmap(grad)' },
+        );
+        expectClose(
+          jit(vmap(gx))(xs),
+          looped.flatMap((a) => [...a]),
+          { rtol: 1e-9, atol: 1e-12, what: 'jit(vmap(grad))' },
+        );
+      }
+    });
   });
 
   it('batchNorm statistics are one moments node; on wasm they match the float64 reference far from 0 and over many rows', () => {

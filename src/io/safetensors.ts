@@ -556,21 +556,21 @@ function convert(e: Entry, input: Uint8Array, dataStart: number): RawTensor {
       case 'F64':
         out.set(new Float64Array(buffer, offset, n));
         break;
-      case 'F16': {
-        const src = new Uint16Array(buffer, offset, n);
-        const table = f16Table();
-        for (let i = 0; i < n; i++) bits[i] = table[src[i]!]!;
-        break;
-      }
       case 'BF16': {
         const src = new Uint16Array(buffer, offset, n);
         for (let i = 0; i < n; i++) bits[i] = src[i]! << 16;
         break;
       }
+      case 'F16':
       case 'F8_E4M3':
       case 'F8_E5M2': {
-        const src = new Uint8Array(buffer, offset, n);
-        const table = e.dtype === 'F8_E4M3' ? e4m3Table() : e5m2Table();
+        const half = e.dtype === 'F16';
+        const src = half ? new Uint16Array(buffer, offset, n) : new Uint8Array(buffer, offset, n);
+        const table = half
+          ? minifloatTable(5, 10)
+          : e.dtype === 'F8_E5M2'
+            ? minifloatTable(5, 2)
+            : minifloatTable(4, 3, true);
         for (let i = 0; i < n; i++) bits[i] = table[src[i]!]!;
         break;
       }
@@ -615,64 +615,37 @@ function convert(e: Entry, input: Uint8Array, dataStart: number): RawTensor {
 // ---------------------------------------------------------------------------------------------------------------
 // narrow float formats -> float32 bit patterns (exact; NaN payloads kept where they fit)
 
-let F16_TABLE: Uint32Array | undefined;
-let E4M3_TABLE: Uint32Array | undefined;
-let E5M2_TABLE: Uint32Array | undefined;
+const minifloatTables = new Map<string, Uint32Array>();
 
-function f16Table(): Uint32Array {
-  if (F16_TABLE) return F16_TABLE;
-  const table = new Uint32Array(65536);
+/**
+ * The float32 bit pattern of every value of a narrow float format with 1 sign, e exponent and m
+ * mantissa bits (IEEE bias and subnormals): F16 (5, 10), F8_E5M2 (5, 2), F8_E4M3 (4, 3, fn).
+ * An all-ones exponent is infinity or NaN with its payload kept, except in the fn ("finite")
+ * formats, where only the all-ones pattern is NaN and the rest of that binade are numbers.
+ */
+function minifloatTable(e: number, m: number, fn = false): Uint32Array {
+  const key = `${e},${m}`;
+  let table = minifloatTables.get(key);
+  if (table) return table;
+  const bias = (1 << (e - 1)) - 1;
+  const top = (1 << e) - 1;
   const scratch = new Float32Array(1);
   const scratchBits = new Uint32Array(scratch.buffer);
-  for (let h = 0; h < 65536; h++) {
-    const sign = (h & 0x8000) << 16;
-    const exp = (h >> 10) & 0x1f;
-    const mant = h & 0x3ff;
+  table = new Uint32Array(1 << (1 + e + m));
+  for (let h = 0; h < table.length; h++) {
+    const exp = (h >> m) & top;
+    const mant = h & ((1 << m) - 1);
     let bits: number;
-    if (exp === 0) {
-      scratch[0] = mant * 2 ** -24; // zero or subnormal: exact in float32
+    if (exp === top && (!fn || mant === (1 << m) - 1))
+      bits = fn ? 0x7fc00000 : 0x7f800000 | (mant << (23 - m));
+    else if (exp === 0) {
+      scratch[0] = mant * 2 ** (1 - bias - m); // zero or subnormal: exact in float32
       bits = scratchBits[0]!;
-    } else if (exp === 31) {
-      bits = 0x7f800000 | (mant << 13); // infinity or NaN (payload kept)
-    } else {
-      bits = ((exp + 112) << 23) | (mant << 13);
-    }
-    table[h] = sign | bits;
+    } else bits = ((exp + 127 - bias) << 23) | (mant << (23 - m));
+    table[h] = ((h >> (e + m)) << 31) | bits;
   }
-  return (F16_TABLE = table);
-}
-
-/** float8 e4m3fn: bias 7, no infinities, S.1111.111 is NaN. */
-function e4m3Table(): Uint32Array {
-  if (E4M3_TABLE) return E4M3_TABLE;
-  const table = new Uint32Array(256);
-  const scratch = new Float32Array(1);
-  const scratchBits = new Uint32Array(scratch.buffer);
-  for (let b = 0; b < 256; b++) {
-    const sign = (b & 0x80) << 24;
-    const exp = (b >> 3) & 0xf;
-    const mant = b & 0x7;
-    let bits: number;
-    if (exp === 0) {
-      scratch[0] = mant * 2 ** -9;
-      bits = scratchBits[0]!;
-    } else if (exp === 15 && mant === 7) {
-      bits = 0x7fc00000;
-    } else {
-      bits = ((exp + 120) << 23) | (mant << 20);
-    }
-    table[b] = sign | bits;
-  }
-  return (E4M3_TABLE = table);
-}
-
-/** float8 e5m2 is the upper byte of an IEEE half. */
-function e5m2Table(): Uint32Array {
-  if (E5M2_TABLE) return E5M2_TABLE;
-  const half = f16Table();
-  const table = new Uint32Array(256);
-  for (let b = 0; b < 256; b++) table[b] = half[b << 8]!;
-  return (E5M2_TABLE = table);
+  minifloatTables.set(key, table);
+  return table;
 }
 
 // ---------------------------------------------------------------------------------------------------------------

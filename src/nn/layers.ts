@@ -16,13 +16,13 @@ export interface InitOptions {
   seed?: number;
 }
 
-function checkDim(where: string, name: string, d: unknown): number {
+export function checkDim(where: string, name: string, d: unknown): number {
   if (typeof d !== 'number' || !Number.isInteger(d) || d < 1)
     throw new ValueError(`${where}: ${name} must be a positive integer, got ${String(d)}`);
   return d;
 }
 
-function checkSeed(where: string, seed: unknown): number {
+export function checkSeed(where: string, seed: unknown): number {
   if (typeof seed !== 'number' || !Number.isFinite(seed))
     throw new ValueError(`${where}: seed must be a finite number, got ${String(seed)}`);
   return seed;

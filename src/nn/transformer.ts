@@ -17,30 +17,29 @@ import {
   matmul,
   mul,
   reshape,
-  slice,
-  sqrt,
+  rsqrt,
   stopGradient,
   sub,
+  sum,
   transpose,
   where,
 } from '../ops/api';
+import { libraryVjp } from '../ops/custom';
+import { row } from '../ops/defs/norm';
 import { apply } from '../ops/registry';
 import { type Key, normal, uniform } from '../random';
 import { fmt } from '../shape';
 import type { Tensor } from '../tensor';
-import { type InitOptions, type LinearParams, layerSeed, linear, type MlpParams, mlp } from './layers';
-
-function checkDim(where: string, name: string, d: unknown): number {
-  if (typeof d !== 'number' || !Number.isInteger(d) || d < 1)
-    throw new ValueError(`${where}: ${name} must be a positive integer, got ${String(d)}`);
-  return d;
-}
-
-function checkSeed(where: string, seed: unknown): number {
-  if (typeof seed !== 'number' || !Number.isFinite(seed))
-    throw new ValueError(`${where}: seed must be a finite number, got ${String(seed)}`);
-  return seed;
-}
+import {
+  checkDim,
+  checkSeed,
+  type InitOptions,
+  type LinearParams,
+  layerSeed,
+  linear,
+  type MlpParams,
+  mlp,
+} from './layers';
 
 // ---------------------------------------------------------------- dropout
 
@@ -141,17 +140,62 @@ export const batchNorm = {
       throw new ShapeError(
         `nn.batchNorm.apply: x must be [..., ${c}] with a batch axis, got ${fmt(t.shape)}`,
       );
-    // the batch's statistics in one pass over x (the moments primitive)
-    const stats = training ? apply('moments', [t]) : null;
-    const row = (i: number) => reshape(slice(stats!, [i, 0], [1, c]), [c]);
-    const mu = stats ? row(0) : state.mean;
-    const v = stats ? row(1) : state.variance;
-    const y = add(mul(div(sub(t, mu), sqrt(add(v, eps))), params.gamma), params.beta);
-    if (!training) return [y, state];
-    const keep = (old: Tensor, now: Tensor) => add(mul(old, momentum), mul(stopGradient(now), 1 - momentum));
-    return [y, { mean: keep(state.mean, mu), variance: keep(state.variance, v) }];
+    if (!training) return [normalizeBy(t, state.mean, state.variance, params, eps)[0], state];
+    const [y, stats] = batchNormTrain(t, params.gamma, params.beta, eps);
+    const keep = (old: Tensor, i: number) =>
+      add(mul(old, momentum), mul(stopGradient(row(stats, i)), 1 - momentum));
+    return [y, { mean: keep(state.mean, 0), variance: keep(state.variance, 1) }];
   },
 };
+
+/** (x − mean)·r·γ + β with r = 1/√(variance + eps), per channel; and r. */
+function normalizeBy(
+  x: Tensor,
+  mean: Tensor,
+  variance: Tensor,
+  p: BatchNormParams,
+  eps: number,
+): [Tensor, Tensor] {
+  const r = rsqrt(add(variance, eps));
+  return [add(mul(sub(x, mean), mul(r, p.gamma)), p.beta), r];
+}
+
+/** Training mode: [[y, the batch's [2, C] mean and variance (one pass: `moments`)], residuals]. */
+function batchNormForward(x: Tensor, gamma: Tensor, beta: Tensor, eps: number) {
+  const stats = apply('moments', [x]);
+  const [y, r] = normalizeBy(x, row(stats, 0), row(stats, 1), { gamma, beta }, eps);
+  return [
+    [y, stats],
+    [x, gamma, stats, r],
+  ] as [[Tensor, Tensor], Tensor[]];
+}
+
+/**
+ * Training-mode batch normalization, [y, statistics], with its reverse rule written out. x's
+ * cotangent, γr·(ct − Σct/M − x̂·Σ(ct·x̂)/M) (M rows) plus what the statistics' own cotangent
+ * sends back through them, is ct·γr + (x − mean)·b + c with per-channel b and c; its two sums are
+ * also γ's and β's cotangents. So the backward makes two reductions and one fused pass over x's
+ * size, where differentiating the composite made four reductions (through the mean and the
+ * variance) and more passes. Forward mode and vmap go through batchNormForward itself.
+ */
+export const batchNormTrain = libraryVjp(
+  function batchNorm(x: Tensor, gamma: Tensor, beta: Tensor, eps: number) {
+    return batchNormForward(x, gamma, beta, eps)[0];
+  },
+  batchNormForward,
+  ([x, gamma, stats, r]: Tensor[], [ct, ctStats]: Tensor[]) => {
+    const lead = x.shape.slice(1).map((_, i) => i);
+    const m = x.size / gamma.size;
+    const xc = sub(x, row(stats, 0));
+    const sumCt = sum(ct, lead);
+    const sumCtXc = sum(mul(ct, xc), lead);
+    const gr = mul(gamma, r);
+    // b = (2 ct_var − γr³·Σct·xc) / M, c = (ct_mean − γr·Σct) / M
+    const b = div(sub(mul(row(ctStats, 1), 2), mul(mul(gr, mul(r, r)), sumCtXc)), m);
+    const c = div(sub(row(ctStats, 0), mul(gr, sumCt)), m);
+    return [add(add(mul(ct, gr), mul(xc, b)), c), mul(sumCtXc, r), sumCt, null];
+  },
+);
 
 // ---------------------------------------------------------------- embeddings
 

@@ -6,7 +6,7 @@ import { arange, full, type TensorData, tensor } from '../creation';
 import { AxisError, DTypeError, ShapeError, ValueError } from '../errors';
 import { broadcastShapes, fmt, normalizeAxes, normalizeAxis, shapeEq, sizeOf } from '../shape';
 import { type DType, Tensor } from '../tensor';
-import { customVjp } from './custom';
+import { libraryVjp } from './custom';
 import { apply } from './registry';
 
 export type TensorLike = Tensor | TensorData;
@@ -205,7 +205,7 @@ function logsumexpKept(t: Tensor, axes: readonly number[]): Tensor {
  * exp(x − max), a value the size of x, alive for the backward and chain the rules of log, sum,
  * exp and sub through it.
  */
-const logsumexpRule = customVjp(
+const logsumexpRule = libraryVjp(
   logsumexpKept,
   (t, axes) => {
     const r = logsumexpKept(t, axes);

@@ -45,7 +45,14 @@ export interface CustomCall {
 const calls = new WeakMap<Tensor, { call: CustomCall; index: number }>();
 let wrapped = 0;
 
-/** How many custom-call outputs have been made so far: a change tells a caller its function made one. */
+/**
+ * Definitions whose rules, like the registry's VJP rules, depend only on the graph's structure
+ * (library functions: no values read, nothing closed over), so eager valueAndGrad may compile
+ * a backward made with them once and reuse it; calls of these are not counted below.
+ */
+const structural = new Set<string>();
+
+/** How many custom-call outputs of user-defined rules have been made so far: a change tells a caller its function made one. */
 export function customCallCount(): number {
   return wrapped;
 }
@@ -68,7 +75,7 @@ export function wrapOutput(call: CustomCall, index: number, inputs: Tensor[]): T
   });
   call.wrappers[index] = w;
   calls.set(w, { call, index });
-  wrapped++;
+  if (!structural.has(call.def)) wrapped++;
   return w;
 }
 
@@ -212,17 +219,33 @@ export function finishCall(call: CustomCall, site: CallSite, res: readonly Tenso
  * Forward mode (jvp, jacfwd) differentiates f itself, where JAX raises an error. Tensors f
  * closes over cannot be differentiated through the call: pass them as arguments.
  */
-export function customVjp<F extends Fn>(
+export function customVjp<F extends Fn>(...rule: VjpRule<F>): F {
+  return makeCustomVjp(false, ...rule);
+}
+
+/** customVjp for library functions, whose rules depend only on structure (see `structural`). */
+export function libraryVjp<F extends Fn>(...rule: VjpRule<F>): F {
+  return makeCustomVjp(true, ...rule);
+}
+
+type VjpRule<F extends Fn> = [
   f: F,
   fwd: (...args: Parameters<F>) => [ReturnType<F>, unknown],
   bwd: (residuals: any, cotangent: any) => readonly unknown[],
-): F {
+];
+
+function makeCustomVjp<F extends Fn>(isStructural: boolean, ...[f, fwd, bwd]: VjpRule<F>): F {
   const label = `customVjp(${nameOf(f)})`;
   const def = newDef('vjp');
+  if (isStructural) structural.add(def);
   const wrapped = (...args: unknown[]) => {
     if (traceState.depth === 0) return f(...args);
-    const site = runCall(label, f, args);
-    const r = fwd(...(args as Parameters<F>)) as unknown;
+    // a library rule's fwd gives f's value: trace it once and take the output from it
+    let r: unknown;
+    const site = isStructural
+      ? runCall(label, (...a: unknown[]) => (r = fwd(...(a as Parameters<F>)) as unknown[])[0], args)
+      : runCall(label, f, args);
+    if (!isStructural) r = fwd(...(args as Parameters<F>)) as unknown;
     if (!Array.isArray(r) || r.length !== 2)
       throw new TransformError(`${label}: fwd must return [output, residuals], got ${describe(r)}`);
     checkLike(label, "fwd's output", r[0], site.outLeaves, site.outDef);

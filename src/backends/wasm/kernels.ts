@@ -94,7 +94,7 @@ import {
   stridesOf as contiguousStrides,
   sizeOf,
 } from '../../shape';
-import { BINARY_WRITES_INT32, type BinaryOpCode, type ReduceOpCode, type UnaryOpCode } from '../opcodes';
+import { BINARY_WRITES_INT32, type BinaryOpCode, type UnaryOpCode } from '../opcodes';
 import type { WasmAllocator } from './memory';
 
 export { broadcastStrides, contiguousStrides };
@@ -451,9 +451,6 @@ export class Kernels {
   }
 
   // ---- reductions ----
-  reduce(op: ReduceOpCode, x: number, out: number, outer: number, len: number, inner: number): void {
-    this.exports.reduce(op, x, out, outer, len, inner);
-  }
 
   cumsum(
     x: number,
@@ -484,38 +481,8 @@ export class Kernels {
   ): void {
     this.exports.softmax(x, out, rows, cols, (log ? 1 : 0) | (causal << 2), keep, group);
   }
-  /** flags: 1 rms, 2 backward (t = ct instead of b). */
-  layerNorm(
-    x: number,
-    g: number,
-    t: number,
-    out: number,
-    rows: number,
-    cols: number,
-    eps: number,
-    flags: number,
-  ): void {
-    this.exports.layerNorm(x, g, t, out, rows, cols, eps, flags);
-  }
   softmaxBackward(y: number, dy: number, dx: number, rows: number, cols: number, log = false): void {
     this.exports.softmaxBackward(y, dy, dx, rows, cols, log ? 1 : 0);
-  }
-  /** Per-row losses into `loss` (0 skips); probabilities into `probs` (0 skips). */
-  softmaxXent(logits: number, labels: number, loss: number, probs: number, rows: number, cols: number): void {
-    this.exports.softmaxXent(logits, labels, loss, probs, rows, cols);
-  }
-  /** dlogits = (softmax - onehot) * g[r*gStride] * scale; g = 0 means 1. */
-  softmaxXentGrad(
-    logits: number,
-    labels: number,
-    g: number,
-    gStride: number,
-    scale: number,
-    dlogits: number,
-    rows: number,
-    cols: number,
-  ): void {
-    this.exports.softmaxXentGrad(logits, labels, g, gStride, scale, dlogits, rows, cols);
   }
 
   // ---- indexing ----

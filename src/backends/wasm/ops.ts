@@ -268,7 +268,7 @@ const reduce: KernelBuilder = (n, ctx) => {
     const [outer, len, inner] = run;
     if (len === 0) return (p) => ctx.k.fillF32(p[out], outSize, n.op === 'prod' ? 1 : 0);
     return withPar(
-      (p) => ctx.k.reduce(code, p[ix], p[out], outer, len, inner),
+      (p) => ctx.k.exports.reduce(code, p[ix], p[out], outer, len, inner),
       {
         kind: TaskKind.reduce,
         units: outer,
@@ -286,7 +286,7 @@ const reduce: KernelBuilder = (n, ctx) => {
   const tmp = ctx.temp(sizeOf(x.shape));
   return (p) => {
     ctx.k.transpose(p[ix], x.shape, perm, p[tmp]);
-    ctx.k.reduce(code, p[tmp], p[out], outSize, len, 1);
+    ctx.k.exports.reduce(code, p[tmp], p[out], outSize, len, 1);
   };
 };
 
@@ -300,7 +300,7 @@ const argExtremum: KernelBuilder = (n, ctx) => {
   const len = x.shape[axis];
   if (sizeOf(n.shape) === 0) return null;
   const code = n.op === 'argmin' ? ReduceOp.argmin : ReduceOp.argmax;
-  return (p) => ctx.k.reduce(code, p[ix], p[out], outer, len, inner);
+  return (p) => ctx.k.exports.reduce(code, p[ix], p[out], outer, len, inner);
 };
 
 const copyLike =
@@ -548,7 +548,7 @@ const layerNorm: KernelBuilder = (n, ctx) => {
   const eps = n.attrs.eps as number;
   const flags = (n.attrs.rms === true ? 1 : 0) | (n.op === 'layerNormGrad' ? 2 : 0);
   return withPar(
-    (p) => ctx.k.layerNorm(p[ix], p[ig], p[it], p[out], rows, cols, eps, flags),
+    (p) => ctx.k.exports.layerNorm(p[ix], p[ig], p[it], p[out], rows, cols, eps, flags),
     {
       kind: TaskKind.norm,
       units: rows,
@@ -566,7 +566,7 @@ const softmaxCrossEntropy: KernelBuilder = (n, ctx) => {
   const rows = sizeOf(y.shape);
   if (rows === 0 || cols === 0) return null;
   const [ix, iy, out] = [ctx.at(x), ctx.at(y), ctx.at(n)];
-  return (p) => ctx.k.softmaxXent(p[ix], p[iy], p[out], 0, rows, cols);
+  return (p) => ctx.k.exports.softmaxXent(p[ix], p[iy], p[out], 0, rows, cols);
 };
 
 const softmaxCrossEntropyGrad: KernelBuilder = (n, ctx) => {
@@ -575,7 +575,7 @@ const softmaxCrossEntropyGrad: KernelBuilder = (n, ctx) => {
   const rows = sizeOf(y.shape);
   if (rows === 0 || cols === 0) return null;
   const [ix, iy, ig, out] = [ctx.at(x), ctx.at(y), ctx.at(g), ctx.at(n)];
-  return (p) => ctx.k.softmaxXentGrad(p[ix], p[iy], p[ig], 1, 1, p[out], rows, cols);
+  return (p) => ctx.k.exports.softmaxXentGrad(p[ix], p[iy], p[ig], 1, 1, p[out], rows, cols);
 };
 
 /** Running sums along one axis, one (outer, inner) line at a time on this thread. */

@@ -245,7 +245,7 @@ defineOp({
 });
 
 /** Row i of a [2, C] tensor, as [C]. */
-const row = (t: Tensor, i: number) => o.reshape(o.slice(t, [i, 0], [1, -1]), [t.shape[1]]);
+export const row = (t: Tensor, i: number) => o.reshape(o.slice(t, [i, 0], [1, -1]), [t.shape[1]]);
 
 /** x minus its channel means (row 0 of moments' output y), broadcast over x's rows. */
 const centered = (x: Tensor, y: Tensor) => o.sub(x, row(y, 0));
