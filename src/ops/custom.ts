@@ -164,8 +164,8 @@ interface CallSite {
   closures: Tensor[];
 }
 
-/** Runs f and flattens what the record needs. */
-export function runCall(label: string, f: Fn, args: unknown[]): CallSite {
+/** Runs f and flattens what the record needs; `closures` false skips looking for what f closed over (library rules close over nothing). */
+export function runCall(label: string, f: Fn, args: unknown[], closures = true): CallSite {
   const first = nextTensorId();
   const out = f(...args);
   const argDefs: TreeDef[] = [];
@@ -186,11 +186,10 @@ export function runCall(label: string, f: Fn, args: unknown[]): CallSite {
     out,
     outLeaves,
     outDef,
-    closures: closuresOf(outLeaves, argLeaves, first),
+    closures: closures ? closuresOf(outLeaves, argLeaves, first) : [],
   };
 }
 
-/** Wraps every output leaf of a call site in its customCall node and returns the output tree. */
 /** The fields every custom call takes from its call site; the caller adds its rule. */
 export function callAt(kind: CallKind, label: string, def: string, site: CallSite, nres = 0) {
   return {
@@ -205,6 +204,7 @@ export function callAt(kind: CallKind, label: string, def: string, site: CallSit
   };
 }
 
+/** Wraps every output leaf of a call site in its customCall node and returns the output tree. */
 export function finishCall(call: CustomCall, site: CallSite, res: readonly Tensor[] = []): unknown {
   const wrapped = site.outLeaves.map((y, i) => wrapOutput(call, i, [...site.argLeaves, ...res, y]));
   return unflatten(site.outDef, wrapped);
@@ -241,14 +241,16 @@ function makeCustomVjp<F extends Fn>(isStructural: boolean, ...[f, fwd, bwd]: Vj
   const wrapped = (...args: unknown[]) => {
     if (traceState.depth === 0) return f(...args);
     // a library rule's fwd gives f's value: trace it once and take the output from it
-    let r: unknown;
+    let r: unknown[] = [];
     const site = isStructural
-      ? runCall(label, (...a: unknown[]) => (r = fwd(...(a as Parameters<F>)) as unknown[])[0], args)
+      ? runCall(label, (...a: unknown[]) => (r = fwd(...(a as Parameters<F>)))[0], args, false)
       : runCall(label, f, args);
-    if (!isStructural) r = fwd(...(args as Parameters<F>)) as unknown;
-    if (!Array.isArray(r) || r.length !== 2)
-      throw new TransformError(`${label}: fwd must return [output, residuals], got ${describe(r)}`);
-    checkLike(label, "fwd's output", r[0], site.outLeaves, site.outDef);
+    if (!isStructural) {
+      r = fwd(...(args as Parameters<F>));
+      if (!Array.isArray(r) || r.length !== 2)
+        throw new TransformError(`${label}: fwd must return [output, residuals], got ${describe(r)}`);
+      checkLike(label, "fwd's output", r[0], site.outLeaves, site.outDef);
+    }
     const { leaves: res, def: resDef } = flatten(r[1], `${label}: residuals`, true);
     const call: CustomCall = {
       ...callAt('vjp', label, def, site, res.length),
