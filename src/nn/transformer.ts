@@ -176,7 +176,7 @@ function batchNormForward(x: Tensor, gamma: Tensor, beta: Tensor, eps: number) {
  * sends back through them, is ct·γr + (x − mean)·b + c with per-channel b and c; its two sums are
  * also γ's and β's cotangents. So the backward makes two reductions and one fused pass over x's
  * size, where differentiating the composite made four reductions (through the mean and the
- * variance) and more passes. Forward mode and vmap go through batchNormForward itself.
+ * variance) and more passes. Forward mode differentiates batchNormForward; vmap batches the rule.
  */
 export const batchNormTrain = libraryVjp(
   function batchNorm(x: Tensor, gamma: Tensor, beta: Tensor, eps: number) {
