@@ -12,7 +12,7 @@ import { createRequire } from 'node:module';
 import path from 'node:path';
 import { arg, shapesArg } from './lib/args.mjs';
 import { uniform } from './lib/data.mjs';
-import { measure, median } from './lib/measure.mjs';
+import { normCases, normRows } from './lib/norm-bench.mjs';
 
 const reps = Number(arg('reps', 20));
 const shapes = shapesArg('shapes', '64x28x28x32,256x512');
@@ -28,21 +28,6 @@ wasm.setWasmPaths(`${path.dirname(require.resolve('@tensorflow/tfjs-backend-wasm
 wasm.setThreadsCount?.(threads);
 await tf.setBackend('wasm');
 await tf.ready();
-
-/** Median and min of --reps timed runs after warm-up (at least 3 runs and 0.3 s). */
-async function time(run) {
-  const { times } = await measure(run, {
-    warmupRuns: 3,
-    warmupMs: 300,
-    minReps: reps,
-    maxReps: reps,
-    budgetMs: 0,
-    hardCapMs: Number.POSITIVE_INFINITY,
-    slowMs: Number.POSITIVE_INFINITY,
-    checkRuns: 0,
-  });
-  return { med: median(times), min: Math.min(...times) };
-}
 
 const state = (c) => ({ mean: A.zeros([c]), variance: A.ones([c]) });
 const withRule = (x, g, b) =>
@@ -73,36 +58,18 @@ for (const shape of shapes) {
   ];
   const [x, g, b, w] = [A.tensor(xs, { shape }), A.tensor(gs), A.tensor(bs), A.tensor(ws, { shape })];
   const [tx, tg, tb, tw] = [tf.tensor(xs, shape), tf.tensor1d(gs), tf.tensor1d(bs), tf.tensor(ws, shape)];
-  const cases = {};
-  for (const [name, f] of [
-    ['adjoint nn.batchNorm', withRule],
-    ['adjoint composite', composite],
-  ]) {
-    const fwd = A.jit(f);
-    const vg = A.jit(A.valueAndGrad((x, g, b) => A.sum(A.mul(f(x, g, b), w)), [0, 1, 2]));
-    cases[name] = {
-      fwd: () => fwd(x, g, b).data(),
-      grad: async () => {
-        const [v, gr] = vg(x, g, b);
-        return Promise.all([v.data(), ...gr.map((t) => t.data())]);
-      },
-    };
-  }
-  const tfVg = tf.valueAndGrads((x, g, b) => tf.sum(tf.mul(tfNorm(x, g, b), tw)));
-  cases['tfjs-wasm'] = {
-    fwd: async () => {
-      const y = tf.tidy(() => tfNorm(tx, tg, tb));
-      const out = await y.data();
-      y.dispose();
-      return out;
-    },
-    grad: async () => {
-      const { value, grads } = tfVg([tx, tg, tb]);
-      const out = await Promise.all([value.data(), ...grads.map((t) => t.data())]);
-      tf.dispose([value, ...grads]);
-      return out;
-    },
-  };
+  const cases = normCases(
+    A,
+    tf,
+    [
+      ['adjoint nn.batchNorm', withRule],
+      ['adjoint composite', composite],
+    ],
+    [x, g, b, w],
+    'tfjs-wasm',
+    tfNorm,
+    [tx, tg, tb, tw],
+  );
   // the same numbers from all three: value and every gradient
   const ref = await cases['adjoint composite'].grad();
   for (const [name, k] of Object.entries(cases)) {
@@ -114,15 +81,7 @@ for (const shape of shapes) {
         throw new Error(`${name}: output ${j} differs from the composite by ${err} (relative)`);
     });
   }
-  for (const kind of ['fwd', 'grad']) {
-    const base = [];
-    for (const [name, k] of Object.entries(cases)) base.push([name, await time(k[kind])]);
-    const ruleMed = base[0][1].med;
-    for (const [name, t] of base)
-      rows.push(
-        `| [${shape}] | ${kind === 'fwd' ? 'forward + read' : 'value + 3 gradients + read'} | ${name} | ${t.med.toFixed(3)} ms | ${t.min.toFixed(3)} ms | ${(t.med / ruleMed).toFixed(2)}× |`,
-      );
-  }
+  rows.push(...(await normRows(shape, cases, reps)));
 }
 console.log(
   `batch norm (training), ${threads} thread(s), ${reps} reps; ratio = time ÷ adjoint nn.batchNorm's time`,

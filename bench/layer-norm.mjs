@@ -12,7 +12,7 @@ import { createRequire } from 'node:module';
 import path from 'node:path';
 import { arg, shapesArg } from './lib/args.mjs';
 import { uniform } from './lib/data.mjs';
-import { measure, median } from './lib/measure.mjs';
+import { normCases, normRows } from './lib/norm-bench.mjs';
 
 const reps = Number(arg('reps', 20));
 const shapes = shapesArg('shapes', '2048x512,512x768');
@@ -26,21 +26,6 @@ const wasm = await import('@tensorflow/tfjs-backend-wasm');
 wasm.setWasmPaths(`${path.dirname(require.resolve('@tensorflow/tfjs-backend-wasm/package.json'))}/dist/`);
 await tf.setBackend('wasm');
 await tf.ready();
-
-/** Median and min of --reps timed runs after warm-up (at least 3 runs and 0.3 s). */
-async function time(run) {
-  const { times } = await measure(run, {
-    warmupRuns: 3,
-    warmupMs: 300,
-    minReps: reps,
-    maxReps: reps,
-    budgetMs: 0,
-    hardCapMs: Number.POSITIVE_INFINITY,
-    slowMs: Number.POSITIVE_INFINITY,
-    checkRuns: 0,
-  });
-  return { med: median(times), min: Math.min(...times) };
-}
 
 const composite = (x, g, b) => {
   const c = A.sub(x, A.mean(x, -1, true));
@@ -76,36 +61,18 @@ for (const [n, d] of shapes) {
     tf.tensor1d(bs),
     tf.tensor2d(ws, [n, d]),
   ];
-  const cases = {};
-  for (const [name, f] of [
-    ['adjoint fused', fused],
-    ['adjoint composite', composite],
-  ]) {
-    const fwd = A.jit(f);
-    const vg = A.jit(A.valueAndGrad((x, g, b) => A.sum(A.mul(f(x, g, b), w)), [0, 1, 2]));
-    cases[name] = {
-      fwd: () => fwd(x, g, b).data(),
-      grad: async () => {
-        const [v, gr] = vg(x, g, b);
-        return Promise.all([v.data(), ...gr.map((t) => t.data())]);
-      },
-    };
-  }
-  const tfVg = tf.valueAndGrads((x, g, b) => tf.sum(tf.mul(tfNorm(x, g, b), tw)));
-  cases['tfjs-wasm composite'] = {
-    fwd: async () => {
-      const y = tf.tidy(() => tfNorm(tx, tg, tb));
-      const out = await y.data();
-      y.dispose();
-      return out;
-    },
-    grad: async () => {
-      const { value, grads } = tfVg([tx, tg, tb]);
-      const out = await Promise.all([value.data(), ...grads.map((t) => t.data())]);
-      tf.dispose([value, ...grads]);
-      return out;
-    },
-  };
+  const cases = normCases(
+    A,
+    tf,
+    [
+      ['adjoint fused', fused],
+      ['adjoint composite', composite],
+    ],
+    [x, g, b, w],
+    'tfjs-wasm composite',
+    tfNorm,
+    [tx, tg, tb, tw],
+  );
   // same numbers from all three
   const ref = await cases['adjoint composite'].fwd();
   for (const [name, c] of Object.entries(cases)) {
@@ -113,18 +80,7 @@ for (const [n, d] of shapes) {
     const err = got.reduce((m, v, i) => Math.max(m, Math.abs(v - ref[i])), 0);
     if (!(err < 1e-4)) throw new Error(`${name}: forward differs from the composite by ${err}`);
   }
-  for (const kind of ['fwd', 'grad']) {
-    const base = [];
-    for (const [name, c] of Object.entries(cases)) {
-      const t = await time(c[kind]);
-      base.push([name, t]);
-    }
-    const fusedMed = base[0][1].med;
-    for (const [name, t] of base)
-      rows.push(
-        `| [${n}, ${d}] | ${kind === 'fwd' ? 'forward + read' : 'value + 3 gradients + read'} | ${name} | ${t.med.toFixed(3)} ms | ${t.min.toFixed(3)} ms | ${(t.med / fusedMed).toFixed(2)}× |`,
-      );
-  }
+  rows.push(...(await normRows([n, d], cases, reps)));
 }
 console.log(`layer norm, one thread, ${reps} reps; ratio = time ÷ adjoint fused's time`);
 console.log('| x | what | implementation | median | min | ratio |');
