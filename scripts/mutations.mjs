@@ -739,6 +739,15 @@ const MUTATIONS = [
     why: 'subnormals are mant · 2^(1 − bias − m), the same binade as the smallest normal',
   },
   {
+    name: 'library-rules-counted-as-user-rules',
+    file: 'src/ops/custom.ts',
+    find: '  if (!structural.has(call.def)) wrapped++;',
+    replace: '  wrapped++;',
+    tests: ['test/eager-grad.test.ts'],
+    grep: "the library's own rules",
+    why: "eager valueAndGrad must compile by structure through the library's own rules (batch norm, logsumexp)",
+  },
+  {
     name: 'webgpu-backend-drops-the-gpu-object',
     file: 'src/backends/webgpu/backend.ts',
     find: '    this.instance = acq.instance;',

@@ -8,6 +8,7 @@
 import { beforeAll, describe, expect, it } from 'vitest';
 import '../src/index';
 import { tensor } from '../src/creation';
+import { nn } from '../src/index';
 import * as o from '../src/ops/api';
 import { customVjp } from '../src/ops/custom';
 import { init } from '../src/runtime/init';
@@ -84,6 +85,32 @@ describe('eager valueAndGrad by structure', () => {
       const x = tensor([0.1 * i, -0.3, 0.7 + i]);
       expectClose(vg(x)[1], o.mul(o.cos(o.mul(x, 2)), 6), { rtol: 1e-6, atol: 1e-7 });
     }
+  });
+
+  it("the library's own rules (nn.batchNorm's, logsumexp's) depend only on structure: cached like the registry's", () => {
+    const r = rng(12);
+    const { params, state } = nn.batchNorm.init(3);
+    const w = randomTensor([4, 2, 3], r);
+    const f = (p: typeof params, x: Tensor) =>
+      o.add(o.sum(o.mul(nn.batchNorm.apply(p, state, x)[0], w)), o.logsumexp(x));
+    const vg = valueAndGrad(f, [0, 1]);
+    const counts: number[] = [];
+    for (let i = 0; i < 4; i++) {
+      const x = randomTensor([4, 2, 3], r);
+      const [[, [gp, gx]], n] = made(() => vg(params, x) as [Tensor, [typeof params, Tensor]]);
+      counts.push(n);
+      expect(gx.isRealized, `call ${i}`).toBe(i >= 1);
+      // against the lazy path (a transform inside a transform is never cached)
+      const [, [wantP, wantX]] = valueAndGrad((q: typeof params, t: Tensor) => o.mul(f(q, t), 1), [0, 1])(
+        params,
+        x,
+      ) as [Tensor, [typeof params, Tensor]];
+      expectClose(gx, wantX, { rtol: 1e-5, atol: 1e-6 });
+      expectClose(gp.gamma, wantP.gamma, { rtol: 1e-5, atol: 1e-6 });
+    }
+    // the cached runs build the forward only (no backward graph): the same count each time, fewer than the first call
+    expect(counts[3]).toBe(counts[2]);
+    expect(counts[2]).toBeLessThan(counts[0]);
   });
 
   it('a function with custom rules is not cached: the rule runs on every call, with what it closes over then', () => {
