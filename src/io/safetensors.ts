@@ -624,7 +624,7 @@ const minifloatTables = new Map<string, Uint32Array>();
  * formats, where only the all-ones pattern is NaN and the rest of that binade are numbers.
  */
 function minifloatTable(e: number, m: number, fn = false): Uint32Array {
-  const key = `${e},${m}`;
+  const key = `${e},${m},${fn}`;
   let table = minifloatTables.get(key);
   if (table) return table;
   const bias = (1 << (e - 1)) - 1;

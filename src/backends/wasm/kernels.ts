@@ -451,7 +451,6 @@ export class Kernels {
   }
 
   // ---- reductions ----
-
   cumsum(
     x: number,
     out: number,
